@@ -1,0 +1,158 @@
+"""The `inferq` command."""
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from inferq.demo_models import build_demo_models
+from inferq.signals import stop_on_signals
+from inferq.stack import local_stack
+from producer import Client, SubmitError
+from results_api.server import serve
+from results_api.settings import ApiSettings
+from schemas import Datatype
+from worker import Worker, WorkerSettings
+
+log = logging.getLogger("inferq")
+
+
+def _until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> int:
+    async def runner() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        await main(stop)
+
+    asyncio.run(runner())
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    async def main(stop: asyncio.Event) -> None:
+        async with local_stack(
+            args.models, api_port=args.api_port, broker_port=args.broker_port, store=args.store
+        ) as stack:
+            print(
+                f"inferq dev: broker {stack.bootstrap_servers}  API {stack.api_url}/docs  "
+                f"models {', '.join(stack.models)}  (Ctrl-C stops)",
+                flush=True,
+            )
+            await stop.wait()
+
+    return _until_signal(main)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.model:
+        overrides["models"] = args.model
+    worker = Worker(WorkerSettings(**overrides))
+    return _until_signal(worker.run)
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    overrides = {k: v for k, v in (("port", args.port), ("host", args.host)) if v is not None}
+    settings = ApiSettings(**overrides)
+    return _until_signal(lambda stop: serve(settings, stop))
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    inputs: dict[str, Any] = {}
+    for item in args.input:
+        name, sep, data = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--input takes NAME=JSON, got {item!r}")
+        inputs[name] = np.asarray(json.loads(data), dtype=Datatype(args.datatype).numpy_dtype)
+    with Client() as client:
+        try:
+            job_id = client.submit(args.model, inputs, job_id=args.job_id)
+        except SubmitError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        client.flush()
+    print(job_id)
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    response = httpx.get(f"{args.api.rstrip('/')}/v1/jobs/{args.job_id}", timeout=30)
+    print(json.dumps(response.json(), indent=2))
+    return 0 if response.status_code == 200 else 1
+
+
+def cmd_build_demo(args: argparse.Namespace) -> int:
+    for path in build_demo_models(args.dir):
+        print(path)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from inferq.demo import run_demo
+
+    return asyncio.run(run_demo(args.models))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="inferq", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run broker, worker and API locally until Ctrl-C")
+    dev.add_argument("--api-port", type=int, default=8000)
+    dev.add_argument("--broker-port", type=int, default=None, help="default: a free port")
+    dev.add_argument("--models", type=Path, default=Path("models"), help="model repository")
+    dev.add_argument("--store", default="sqlite:///inferq-results.db")
+    dev.set_defaults(func=cmd_dev)
+
+    worker = sub.add_parser("worker", help="run a worker (settings from INFERQ_* variables)")
+    worker.add_argument("--model", action="append", help="serve this model (repeatable)")
+    worker.set_defaults(func=cmd_worker)
+
+    api = sub.add_parser("api", help="run the results API (settings from INFERQ_* variables)")
+    api.add_argument("--port", type=int)
+    api.add_argument("--host")
+    api.set_defaults(func=cmd_api)
+
+    submit = sub.add_parser("submit", help="submit one job through Kafka; prints its id")
+    submit.add_argument("model")
+    submit.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="NAME=JSON",
+        help="e.g. input='[[0.1, 0.2]]' (repeatable)",
+    )
+    submit.add_argument("--datatype", default="FP32", choices=[d.value for d in Datatype])
+    submit.add_argument("--job-id")
+    submit.set_defaults(func=cmd_submit)
+
+    get = sub.add_parser("get", help="print a job as the results API knows it")
+    get.add_argument("job_id")
+    get.add_argument("--api", default="http://127.0.0.1:8000")
+    get.set_defaults(func=cmd_get)
+
+    models = sub.add_parser("models", help="model repository tools")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    build = models_sub.add_parser("build-demo", help="build the demo models into DIR")
+    build.add_argument("dir", nargs="?", type=Path, default=Path("models"))
+    build.set_defaults(func=cmd_build_demo)
+
+    demo = sub.add_parser("demo", help="run the local stack, submit jobs, print predictions")
+    demo.add_argument("--models", type=Path, default=Path("models"))
+    demo.set_defaults(func=cmd_demo)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = parser().parse_args(argv)
+    result: int = args.func(args)
+    return result

@@ -1,0 +1,46 @@
+"""Kafka connection settings, the base of every service's settings object (env prefix INFERQ_)."""
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.topics import Topics
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INFERQ_", extra="ignore")
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="comma-separated host:port list"
+    )
+    topic_prefix: str = Field(default="inferq", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    request_partitions: int = Field(
+        default=8, ge=1, description="partitions of each request topic: the most workers per model"
+    )
+    results_partitions: int = Field(default=8, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    fetch_max_wait_ms: int = Field(
+        default=20,
+        ge=0,
+        le=10_000,
+        description="how long a fetch waits for data; end-to-end latency follows it",
+    )
+
+    session_timeout_ms: int = Field(
+        default=6000,
+        ge=1000,
+        description="consumer group session timeout; a join or leave pauses the group about half",
+    )
+    heartbeat_interval_ms: int = Field(default=1500, ge=100)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)

@@ -1,0 +1,8 @@
+"""The client SDK: submit prediction jobs to Kafka and go on with your work."""
+
+from producer.aio import AsyncClient
+from producer.client import Client
+from producer.requests import Inputs, SubmitError
+from producer.settings import ProducerSettings
+
+__all__ = ["AsyncClient", "Client", "Inputs", "ProducerSettings", "SubmitError"]

@@ -1,0 +1,105 @@
+"""The asynchronous client, on aiokafka."""
+
+import asyncio
+from collections.abc import Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from inferq.connections import aiokafka_options
+from producer.requests import Inputs, build_request, submit_records
+from producer.settings import ProducerSettings
+
+
+class AsyncClient:
+    """Submit jobs from asyncio code: `async with AsyncClient(...) as client: ...`.
+
+    `await submit(...)` hands the records to the producer's buffer and returns the job id;
+    `await flush()` waits until the broker has acknowledged every one of them.
+    """
+
+    def __init__(
+        self, bootstrap_servers: str | None = None, *, settings: ProducerSettings | None = None
+    ) -> None:
+        settings = settings or ProducerSettings()
+        if bootstrap_servers is not None:
+            settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
+        self.settings = settings
+        self._topics = settings.topics
+        self._producer = AIOKafkaProducer(
+            **aiokafka_options(settings),
+            acks="all",
+            linger_ms=settings.linger_ms,
+            max_request_size=16 * 1024 * 1024,
+            request_timeout_ms=int(settings.submit_timeout_s * 1000),
+        )
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._failed: list[asyncio.Future[Any]] = []
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def submit(
+        self,
+        model: str,
+        inputs: Inputs,
+        *,
+        job_id: str | None = None,
+        model_version: str | None = None,
+        callback_url: str | None = None,
+        deadline: datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Queue one job for `model` and return its id (the given `job_id`, or a new one)."""
+        request = build_request(
+            model,
+            inputs,
+            job_id=job_id,
+            model_version=model_version,
+            callback_url=callback_url,
+            deadline=deadline,
+            metadata=metadata,
+            parameters=parameters,
+        )
+        for topic, record in submit_records(self._topics, request):
+            future = await self._producer.send(
+                topic, key=record.key, value=record.value, headers=record.headers
+            )
+            self._pending.add(future)
+            future.add_done_callback(self._settled)
+        return request.job_id
+
+    def _settled(self, future: "asyncio.Future[Any]") -> None:
+        self._pending.discard(future)
+        if future.cancelled() or future.exception() is not None:
+            self._failed.append(future)
+
+    async def flush(self) -> None:
+        """Wait until every submitted job is acknowledged; raises if any was not."""
+        await self._producer.flush()
+        settled = [*self._pending, *self._failed]
+        self._pending, self._failed = set(), []
+        results = await asyncio.gather(*settled, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise ConnectionError(
+                f"{len(errors)} record(s) not acknowledged by the broker: {errors[0]}"
+            ) from errors[0]
+
+    async def close(self) -> None:
+        await self._producer.stop()
+
+    async def __aenter__(self) -> "AsyncClient":
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

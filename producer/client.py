@@ -1,0 +1,86 @@
+"""The synchronous client, on kafka-python."""
+
+from collections.abc import Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from inferq.connections import kafka_python_options
+from producer.requests import Inputs, build_request, submit_records
+from producer.settings import ProducerSettings
+
+
+class Client:
+    """Submit jobs from synchronous code. `submit` returns the job id at once.
+
+    Records are sent in the background; `flush()` waits until every submitted job is
+    acknowledged by the broker (acks=all), `close()` flushes and releases the connection.
+    """
+
+    def __init__(
+        self, bootstrap_servers: str | None = None, *, settings: ProducerSettings | None = None
+    ) -> None:
+        settings = settings or ProducerSettings()
+        if bootstrap_servers is not None:
+            settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
+        self.settings = settings
+        self._topics = settings.topics
+        self._producer = KafkaProducer(
+            **kafka_python_options(settings),
+            acks="all",
+            enable_idempotence=False,  # the development broker lacks it; results are idempotent
+            linger_ms=settings.linger_ms,
+            max_block_ms=int(settings.submit_timeout_s * 1000),
+            max_request_size=16 * 1024 * 1024,
+        )
+
+    def submit(
+        self,
+        model: str,
+        inputs: Inputs,
+        *,
+        job_id: str | None = None,
+        model_version: str | None = None,
+        callback_url: str | None = None,
+        deadline: datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Queue one job for `model` and return its id (the given `job_id`, or a new one)."""
+        request = build_request(
+            model,
+            inputs,
+            job_id=job_id,
+            model_version=model_version,
+            callback_url=callback_url,
+            deadline=deadline,
+            metadata=metadata,
+            parameters=parameters,
+        )
+        for topic, record in submit_records(self._topics, request):
+            self._producer.send(topic, key=record.key, value=record.value, headers=record.headers)
+        return request.job_id
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every submitted job is acknowledged by the broker."""
+        try:
+            self._producer.flush(timeout=timeout)
+        except KafkaError as exc:
+            raise ConnectionError(f"jobs not acknowledged by the broker: {exc}") from exc
+
+    def close(self, timeout: float | None = None) -> None:
+        self._producer.close(timeout=timeout)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

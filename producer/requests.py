@@ -1,0 +1,73 @@
+"""Turn the arguments of `submit` into the records it sends."""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy.typing as npt
+from pydantic import ValidationError
+
+from schemas import (
+    InferenceRequest,
+    JobEvent,
+    KafkaRecord,
+    Tensor,
+    TensorError,
+    encode_event,
+    encode_request,
+)
+from schemas.codec import summarize
+from schemas.topics import Topics
+
+Inputs = Mapping[str, npt.ArrayLike | Tensor] | Sequence[Tensor]
+
+
+class SubmitError(ValueError):
+    """The job cannot be submitted as given; nothing was sent."""
+
+
+def _tensors(inputs: Inputs) -> list[Tensor]:
+    if isinstance(inputs, Mapping):
+        return [
+            value if isinstance(value, Tensor) else Tensor.from_numpy(name, value)
+            for name, value in inputs.items()
+        ]
+    return list(inputs)
+
+
+def build_request(
+    model: str,
+    inputs: Inputs,
+    *,
+    job_id: str | None,
+    model_version: str | None,
+    callback_url: str | None,
+    deadline: datetime | None,
+    metadata: Mapping[str, Any] | None,
+    parameters: Mapping[str, Any] | None,
+) -> InferenceRequest:
+    if callback_url is not None:
+        raise SubmitError("webhook callbacks are not available yet: poll the results API")
+    fields: dict[str, Any] = {
+        "model": model,
+        "model_version": model_version,
+        "deadline": deadline,
+        "metadata": dict(metadata or {}),
+        "parameters": dict(parameters or {}),
+    }
+    if job_id is not None:
+        fields["job_id"] = job_id
+    try:
+        return InferenceRequest(inputs=_tensors(inputs), **fields)
+    except TensorError as exc:
+        raise SubmitError(str(exc)) from exc
+    except ValidationError as exc:
+        raise SubmitError(summarize(exc)) from exc
+
+
+def submit_records(topics: Topics, request: InferenceRequest) -> list[tuple[str, KafkaRecord]]:
+    """The request for the workers, and a `queued` event so the job is visible at once."""
+    return [
+        (topics.requests(request.model), encode_request(request)),
+        (topics.results, encode_event(JobEvent.queued(request))),
+    ]

@@ -1,0 +1,85 @@
+"""Ingest the results topic into the store, and tell waiters what changed.
+
+`caught_up(since)` is the read-your-writes barrier: it returns once a fetch that began
+after `since` found nothing new, so every event acknowledged before `since` is stored.
+"""
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+from inferq.connections import consumer_options
+from results_api.settings import ApiSettings
+from results_api.store import ResultStore
+from results_api.waiters import JobWaiters
+from schemas import DecodeError, JobEvent, decode_event
+
+log = logging.getLogger(__name__)
+
+
+class Ingestor:
+    def __init__(self, settings: ApiSettings, store: ResultStore, waiters: JobWaiters) -> None:
+        self._settings = settings
+        self._store = store
+        self._waiters = waiters
+        self._caught_up_at = float("-inf")
+        self._progress = asyncio.Condition()
+        self.assigned = False
+        self.ingested = 0
+        self.skipped = 0
+        # An empty answer proves the log end only if it outlasted a fetch round trip.
+        self._fetch_timeout_ms = 2 * settings.fetch_max_wait_ms + 100
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self._settings
+        consumer = AIOKafkaConsumer(s.topics.results, **consumer_options(s, s.ingest_group_id))
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                await self._step(consumer)
+        finally:
+            await consumer.stop()
+
+    async def _step(self, consumer: AIOKafkaConsumer) -> None:
+        started = time.monotonic()
+        fetched: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=self._fetch_timeout_ms)
+        self.assigned = bool(consumer.assignment())
+        if not fetched:
+            if self.assigned:
+                async with self._progress:
+                    self._caught_up_at = started
+                    self._progress.notify_all()
+            return
+        events = [e for records in fetched.values() for e in self._decode(records)]
+        await self._store.apply(events)
+        self.ingested += len(events)
+        self._waiters.notify(e.job_id for e in events)
+        try:
+            await consumer.commit({tp: records[-1].offset + 1 for tp, records in fetched.items()})
+        except KafkaError as exc:
+            log.warning("ingest commit failed (%s); events will be applied again", exc)
+
+    def _decode(self, records: list[Any]) -> list[JobEvent]:
+        events = []
+        for record in records:
+            try:
+                events.append(decode_event(record.value, record.headers))
+            except DecodeError as exc:
+                self.skipped += 1
+                log.error(
+                    "skipping undecodable result at %s[%d]@%d: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    exc,
+                )
+        return events
+
+    async def caught_up(self, since: float) -> None:
+        """Wait until ingestion has reached the log end as of `since` (a monotonic time)."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: self._caught_up_at >= since)

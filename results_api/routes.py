@@ -1,0 +1,125 @@
+"""The HTTP endpoints."""
+
+import asyncio
+import time
+from typing import Annotated
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Depends, Response
+
+from producer.requests import submit_records
+from results_api.errors import ApiError, ErrorResponse
+from results_api.models import Health, JobAccepted, JobView, SubmitJob
+from results_api.services import Services, services
+from schemas import ErrorCode, InferenceRequest, JobEvent
+from schemas.tensors import TensorError
+
+router = APIRouter()
+Deps = Annotated[Services, Depends(services)]
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse} for code in (404, 422, 503)
+}
+
+
+@router.post(
+    "/v1/jobs",
+    status_code=202,
+    response_model=JobAccepted,
+    responses=_ERRORS,
+    summary="Submit a job",
+    tags=["jobs"],
+)
+async def submit_job(body: SubmitJob, response: Response, deps: Deps) -> JobAccepted:
+    """Queue a prediction job. The job is readable at the `Location` at once, as `queued`."""
+    if body.callback is not None:
+        raise ApiError(
+            422,
+            ErrorCode.INVALID_REQUEST,
+            "webhook callbacks are not available yet: poll GET /v1/jobs/{job_id}",
+        )
+    request = InferenceRequest(**body.model_dump(exclude_none=True))
+    response.headers["Location"] = f"/v1/jobs/{request.job_id}"
+    if body.job_id is not None:
+        existing = await deps.store.get(body.job_id)
+        if existing is not None:  # the job id is the idempotency key
+            return JobAccepted(job_id=existing.job_id, status=existing.status)
+    _check_inputs(request)
+    if not await deps.catalog.served(request.model):
+        raise ApiError(
+            404,
+            ErrorCode.MODEL_NOT_FOUND,
+            f"model '{request.model}' is not served: no worker has created its topic",
+        )
+    try:
+        sent = [
+            await deps.producer.send(topic, key=r.key, value=r.value, headers=r.headers)
+            for topic, r in submit_records(deps.settings.topics, request)
+        ]
+        await asyncio.gather(*sent)
+    except KafkaError as exc:
+        raise ApiError(
+            503,
+            ErrorCode.UNAVAILABLE,
+            f"the broker did not take the job: {exc}",
+            {"Retry-After": "1"},
+        ) from exc
+    queued = JobEvent.queued(request)
+    await deps.store.apply([queued])
+    return JobAccepted(job_id=request.job_id, status=queued.status)
+
+
+def _check_inputs(request: InferenceRequest) -> None:
+    for tensor in request.inputs:
+        try:
+            tensor.to_numpy()
+        except TensorError as exc:
+            raise ApiError(422, ErrorCode.INVALID_INPUT, str(exc)) from exc
+
+
+@router.get(
+    "/v1/jobs/{job_id}",
+    response_model=JobView,
+    response_model_exclude_none=True,
+    responses=_ERRORS,
+    summary="Read a job's status and result",
+    tags=["jobs"],
+)
+async def get_job(job_id: str, deps: Deps) -> JobView:
+    event = await deps.store.get(job_id)
+    if event is None:
+        event = await _after_catching_up(job_id, deps)
+    if event is None:
+        raise ApiError(404, ErrorCode.JOB_NOT_FOUND, f"no job with id '{job_id}'")
+    return JobView.of(event)
+
+
+async def _after_catching_up(job_id: str, deps: Deps) -> JobEvent | None:
+    """A job unknown here may be in flight: wait for its event or for ingestion to catch up."""
+    timeout = deps.settings.not_found_wait_ms / 1000
+    since = time.monotonic()
+    waits = [
+        asyncio.create_task(deps.waiters.wait(job_id)),
+        asyncio.create_task(deps.ingestor.caught_up(since)),
+    ]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+    return await deps.store.get(job_id)
+
+
+@router.get("/healthz", response_model=Health, tags=["service"], summary="Liveness")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz", response_model=Health, responses=_ERRORS, tags=["service"], summary="Readiness"
+)
+async def readyz(deps: Deps) -> Health:
+    if not deps.ingestor.assigned:
+        raise ApiError(503, ErrorCode.UNAVAILABLE, "results ingestion has no partitions yet")
+    await deps.store.ping()
+    return Health(status="ready")

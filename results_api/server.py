@@ -1,0 +1,49 @@
+"""Serve the app with uvicorn until a stop event is set (signals belong to the caller)."""
+
+import asyncio
+import contextlib
+from collections.abc import Generator
+
+import uvicorn
+
+from results_api.app import create_app
+from results_api.settings import ApiSettings
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # the process's signal handlers decide when to stop
+
+
+async def serve(
+    settings: ApiSettings, stop: asyncio.Event, ready: asyncio.Event | None = None
+) -> None:
+    """Serve until `stop` is set; in-flight requests finish before this returns.
+
+    The socket is bound first, so `ready` (set once the app has started) means that
+    connections are accepted.
+    """
+    config = uvicorn.Config(
+        create_app(settings, ready=ready),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    server = _Server(config)
+    sock = config.bind_socket()
+
+    async def exit_on_stop() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    watcher = asyncio.create_task(exit_on_stop())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        watcher.cancel()
+        sock.close()
+    if not server.started:
+        raise RuntimeError(f"results API failed to start on {settings.host}:{settings.port}")

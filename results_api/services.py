@@ -1,0 +1,65 @@
+"""What the request handlers share, created and torn down by the app's lifespan."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from fastapi import Request
+
+from inferq.admin import ensure_topics
+from inferq.connections import aiokafka_options, producer_options
+from results_api.catalog import ModelCatalog
+from results_api.ingest import Ingestor
+from results_api.settings import ApiSettings
+from results_api.store import ResultStore, open_store
+from results_api.waiters import JobWaiters
+
+
+@dataclass
+class Services:
+    settings: ApiSettings
+    store: ResultStore
+    producer: AIOKafkaProducer
+    catalog: ModelCatalog
+    ingestor: Ingestor
+    waiters: JobWaiters
+
+
+@contextlib.asynccontextmanager
+async def running_services(settings: ApiSettings) -> AsyncIterator[Services]:
+    topics = settings.topics
+    await ensure_topics(
+        settings,
+        {
+            topics.results: settings.results_partitions,
+            topics.dlq: settings.request_partitions,
+        },
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        store = await open_store(settings.store)
+        stack.push_async_callback(store.close)
+        producer = AIOKafkaProducer(**producer_options(settings))
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        admin = AIOKafkaAdminClient(**aiokafka_options(settings))
+        await admin.start()
+        stack.push_async_callback(admin.close)
+        waiters = JobWaiters()
+        ingestor = Ingestor(settings, store, waiters)
+        stop = asyncio.Event()
+        task = asyncio.create_task(ingestor.run(stop), name="inferq-ingest")
+
+        async def stop_ingest() -> None:
+            stop.set()
+            await task
+
+        stack.push_async_callback(stop_ingest)
+        yield Services(settings, store, producer, ModelCatalog(admin, topics), ingestor, waiters)
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found

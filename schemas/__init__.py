@@ -1,0 +1,52 @@
+"""Message contracts shared by every part of inferq: requests, results, job status, tensors."""
+
+from schemas.codec import (
+    CONTENT_TYPE_JSON,
+    HEADER_CONTENT_TYPE,
+    HEADER_SCHEMA_VERSION,
+    DecodeError,
+    KafkaRecord,
+    decode_event,
+    decode_request,
+    encode_event,
+    encode_request,
+)
+from schemas.errors import ErrorCode, ErrorInfo
+from schemas.messages import (
+    SCHEMA_VERSION,
+    Callback,
+    InferenceRequest,
+    JobEvent,
+    Timings,
+    new_job_id,
+    utcnow,
+)
+from schemas.status import TERMINAL_STATUSES, JobStatus, supersedes
+from schemas.tensors import Datatype, Tensor, TensorError
+
+__all__ = [
+    "CONTENT_TYPE_JSON",
+    "HEADER_CONTENT_TYPE",
+    "HEADER_SCHEMA_VERSION",
+    "SCHEMA_VERSION",
+    "TERMINAL_STATUSES",
+    "Callback",
+    "Datatype",
+    "DecodeError",
+    "ErrorCode",
+    "ErrorInfo",
+    "InferenceRequest",
+    "JobEvent",
+    "JobStatus",
+    "KafkaRecord",
+    "Tensor",
+    "TensorError",
+    "Timings",
+    "decode_event",
+    "decode_request",
+    "encode_event",
+    "encode_request",
+    "new_job_id",
+    "supersedes",
+    "utcnow",
+]

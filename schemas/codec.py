@@ -1,0 +1,119 @@
+"""Kafka record encoding: key = job_id, value = JSON, headers = content type and schema version."""
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from schemas.errors import ErrorCode
+from schemas.messages import SCHEMA_VERSION, InferenceRequest, JobEvent
+
+HEADER_CONTENT_TYPE = "content-type"
+HEADER_SCHEMA_VERSION = "inferq-schema-version"
+CONTENT_TYPE_JSON = b"application/json"
+
+Headers = list[tuple[str, bytes]]
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+class DecodeError(ValueError):
+    """A record that is not a valid message; `code` is an ErrorCode value."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _headers() -> Headers:
+    return [
+        (HEADER_CONTENT_TYPE, CONTENT_TYPE_JSON),
+        (HEADER_SCHEMA_VERSION, str(SCHEMA_VERSION).encode()),
+    ]
+
+
+def _encode(key: str, message: BaseModel) -> KafkaRecord:
+    return KafkaRecord(
+        key=key.encode(),
+        value=message.model_dump_json(exclude_none=True).encode(),
+        headers=_headers(),
+    )
+
+
+def encode_request(request: InferenceRequest) -> KafkaRecord:
+    return _encode(request.job_id, request)
+
+
+def encode_event(event: JobEvent) -> KafkaRecord:
+    return _encode(event.job_id, event)
+
+
+def _header(headers: Headers | None, name: str) -> bytes | None:
+    for key, value in headers or ():
+        if key == name:
+            return value
+    return None
+
+
+def _check_headers(headers: Headers | None) -> None:
+    content_type = _header(headers, HEADER_CONTENT_TYPE)
+    if content_type is not None and content_type != CONTENT_TYPE_JSON:
+        raise DecodeError(
+            ErrorCode.MALFORMED_RECORD,
+            f"unsupported content type {content_type.decode(errors='replace')!r}; "
+            f"expected {CONTENT_TYPE_JSON.decode()!r}",
+        )
+    version = _header(headers, HEADER_SCHEMA_VERSION)
+    if version is not None and version != str(SCHEMA_VERSION).encode():
+        raise DecodeError(
+            ErrorCode.UNSUPPORTED_SCHEMA_VERSION,
+            f"schema version {version.decode(errors='replace')!r} is not supported; "
+            f"this build reads version {SCHEMA_VERSION}",
+        )
+
+
+def _decode(model: type[_M], value: bytes | None, headers: Headers | None) -> _M:
+    _check_headers(headers)
+    if not value:
+        raise DecodeError(ErrorCode.MALFORMED_RECORD, "record has no value")
+    try:
+        return model.model_validate_json(value)
+    except ValidationError as exc:
+        if any(err["type"] == "json_invalid" for err in exc.errors()):
+            raise DecodeError(ErrorCode.MALFORMED_RECORD, "record value is not valid JSON") from exc
+        raise DecodeError(ErrorCode.INVALID_REQUEST, summarize(exc)) from exc
+
+
+def summarize(exc: ValidationError, limit: int = 3) -> str:
+    """A one-line, human-readable digest of a pydantic validation error."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        where = ".".join(str(loc) for loc in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    more = len(exc.errors()) - limit
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)
+
+
+def decode_request(value: bytes | None, headers: Headers | None = None) -> InferenceRequest:
+    request = _decode(InferenceRequest, value, headers)
+    if request.schema_version != SCHEMA_VERSION:
+        raise DecodeError(
+            ErrorCode.UNSUPPORTED_SCHEMA_VERSION,
+            f"schema version {request.schema_version} is not supported; "
+            f"this build reads version {SCHEMA_VERSION}",
+        )
+    return request
+
+
+def decode_event(value: bytes | None, headers: Headers | None = None) -> JobEvent:
+    return _decode(JobEvent, value, headers)

@@ -1,0 +1,31 @@
+"""The error shape every part of inferq reports: a machine code and a human message."""
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ErrorCode(StrEnum):
+    # request content
+    INVALID_REQUEST = "invalid_request"
+    MALFORMED_RECORD = "malformed_record"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    INVALID_INPUT = "invalid_input"
+    # routing
+    MODEL_NOT_FOUND = "model_not_found"
+    MODEL_VERSION_NOT_FOUND = "model_version_not_found"
+    JOB_NOT_FOUND = "job_not_found"
+    # execution
+    INFERENCE_ERROR = "inference_error"
+    # service
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal_error"
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    message: str

@@ -1,0 +1,98 @@
+"""The two messages on the wire: an inference request and a job event (status or result)."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+
+from schemas.errors import ErrorInfo
+from schemas.status import JobStatus
+from schemas.tensors import Tensor
+
+SCHEMA_VERSION = 1
+
+# Job ids and model names travel in Kafka keys, topic names and URLs: keep them plain.
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
+VERSION_PATTERN = r"^[0-9]{1,9}$"
+
+CallbackEvent = Literal["completed", "running"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _completed_only() -> list[CallbackEvent]:
+    return ["completed"]
+
+
+class Callback(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    url: AnyHttpUrl
+    events: list[CallbackEvent] = Field(default_factory=_completed_only)
+
+
+class InferenceRequest(BaseModel):
+    """One prediction job, as it travels on `<prefix>.requests.<model>` (key = job_id)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    job_id: str = Field(default_factory=new_job_id, pattern=JOB_ID_PATTERN)
+    model: str = Field(pattern=MODEL_NAME_PATTERN)
+    model_version: str | None = Field(default=None, pattern=VERSION_PATTERN)
+    inputs: list[Tensor] = Field(min_length=1, max_length=64)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    callback: Callback | None = None
+    deadline: datetime | None = None
+    submitted_at: datetime = Field(default_factory=utcnow)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Timings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    queued_ms: float = Field(description="from submit until the worker started the batch")
+    inference_ms: float = Field(description="ONNX Runtime time of the batch this job ran in")
+    batch_size: int = Field(description="jobs in that batch")
+
+
+class JobEvent(BaseModel):
+    """A job's state at one moment, as it travels on `<prefix>.results` (key = job_id).
+
+    A `queued` event is written at submit; a terminal event carries the outputs or
+    the error. Consumers keep the most advanced state (see `schemas.status.supersedes`).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    job_id: str
+    status: JobStatus
+    model: str | None = None
+    model_version: str | None = None
+    outputs: list[Tensor] | None = None
+    error: ErrorInfo | None = None
+    timings: Timings | None = None
+    worker: str | None = None
+    submitted_at: datetime | None = None
+    completed_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def queued(cls, request: InferenceRequest) -> "JobEvent":
+        return cls(
+            job_id=request.job_id,
+            status=JobStatus.QUEUED,
+            model=request.model,
+            model_version=request.model_version,
+            submitted_at=request.submitted_at,
+            metadata=request.metadata,
+        )

@@ -1,0 +1,111 @@
+"""Open Inference Protocol (KServe v2) tensors and their numpy conversions."""
+
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TensorError(ValueError):
+    """A tensor whose datatype, shape and data do not agree."""
+
+
+class Datatype(StrEnum):
+    BOOL = "BOOL"
+    INT8 = "INT8"
+    INT16 = "INT16"
+    INT32 = "INT32"
+    INT64 = "INT64"
+    UINT8 = "UINT8"
+    UINT16 = "UINT16"
+    UINT32 = "UINT32"
+    UINT64 = "UINT64"
+    FP16 = "FP16"
+    FP32 = "FP32"
+    FP64 = "FP64"
+    BYTES = "BYTES"
+
+    @property
+    def numpy_dtype(self) -> np.dtype[Any]:
+        return np.dtype(_NUMPY[self])
+
+    @classmethod
+    def from_numpy(cls, dtype: np.dtype[Any]) -> "Datatype":
+        if dtype.kind in "USO":
+            return cls.BYTES
+        for datatype, name in _NUMPY.items():
+            if datatype is not cls.BYTES and np.dtype(name) == dtype:
+                return datatype
+        raise TensorError(f"numpy dtype {dtype} has no Open Inference Protocol datatype")
+
+
+_NUMPY: dict[Datatype, str] = {
+    Datatype.BOOL: "bool",
+    Datatype.INT8: "int8",
+    Datatype.INT16: "int16",
+    Datatype.INT32: "int32",
+    Datatype.INT64: "int64",
+    Datatype.UINT8: "uint8",
+    Datatype.UINT16: "uint16",
+    Datatype.UINT32: "uint32",
+    Datatype.UINT64: "uint64",
+    Datatype.FP16: "float16",
+    Datatype.FP32: "float32",
+    Datatype.FP64: "float64",
+    Datatype.BYTES: "object",
+}
+
+
+class Tensor(BaseModel):
+    """A named tensor: `data` is row-major, flat or nested, with `shape` elements."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {"name": "input", "datatype": "FP32", "shape": [1, 3], "data": [0.1, 0.2, 0.3]}
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=256)
+    datatype: Datatype
+    shape: list[int] = Field(max_length=16)
+    data: list[Any]
+
+    def to_numpy(self) -> npt.NDArray[Any]:
+        """The tensor as a numpy array of its datatype and shape; TensorError if they disagree."""
+        if any(dim < 0 for dim in self.shape):
+            raise TensorError(f"tensor '{self.name}': shape {self.shape} has a negative dimension")
+        expected = int(np.prod(self.shape, dtype=np.int64))
+        try:
+            array = np.asarray(self.data, dtype=self.datatype.numpy_dtype)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise TensorError(
+                f"tensor '{self.name}': data is not a list of {self.datatype} values ({exc})"
+            ) from exc
+        if array.size != expected:
+            raise TensorError(
+                f"tensor '{self.name}': shape {self.shape} needs {expected} elements, "
+                f"data has {array.size}"
+            )
+        return array.reshape(self.shape)
+
+    @classmethod
+    def from_numpy(cls, name: str, array: npt.ArrayLike) -> "Tensor":
+        arr = np.asarray(array)
+        datatype = Datatype.from_numpy(arr.dtype)
+        flat = arr.ravel()
+        if datatype is Datatype.BYTES:
+            data: list[Any] = [_text(item) for item in flat]
+        else:
+            data = flat.tolist()
+        return cls(name=name, datatype=datatype, shape=list(arr.shape), data=data)
+
+
+def _text(item: object) -> str:
+    if isinstance(item, bytes):
+        return item.decode("utf-8", errors="replace")
+    return str(item)

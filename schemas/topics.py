@@ -1,0 +1,22 @@
+"""Topic names: one request topic per model, one results topic, one dead-letter topic."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    prefix: str = "inferq"
+
+    def requests(self, model: str) -> str:
+        return f"{self.prefix}.requests.{model}"
+
+    @property
+    def results(self) -> str:
+        return f"{self.prefix}.results"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}.dlq"
+
+    def worker_group(self, model: str) -> str:
+        return f"{self.prefix}.workers.{model}"

@@ -1,0 +1,110 @@
+"""Helpers for tests against the real broker: run parts in-process, wait with deadlines."""
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from inferq.devbroker import free_port
+from results_api.server import serve
+from results_api.settings import ApiSettings
+from worker import Worker, WorkerSettings
+
+T = TypeVar("T")
+
+# Short group timeouts: each group join on the development broker waits about half of it.
+GROUP_TIMEOUTS: dict[str, Any] = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
+START_TIMEOUT_S = 30.0
+TERMINAL = {"succeeded", "failed", "expired", "cancelled"}
+
+
+def unique_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, within_s: float = 30.0, interval: float = 0.02
+) -> T:
+    """Poll `probe` until it returns a value other than None; fail after `within_s` seconds."""
+    async with asyncio.timeout(within_s):
+        while True:
+            value = await probe()
+            if value is not None:
+                return value
+            await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: WorkerSettings) -> AsyncIterator[Worker]:
+    worker = Worker(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(START_TIMEOUT_S):
+            done, _ = await asyncio.wait(
+                [task, asyncio.create_task(worker.ready.wait())],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        if task in done:
+            task.result()
+        yield worker
+    finally:
+        stop.set()
+        await task
+
+
+@contextlib.asynccontextmanager
+async def running_api(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
+    settings = settings.model_copy(update={"port": free_port()})
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop, ready))
+    try:
+        async with asyncio.timeout(START_TIMEOUT_S):
+            done, _ = await asyncio.wait(
+                [task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED
+            )
+        if task in done:
+            task.result()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}") as http:
+            await eventually(lambda: _ready(http))
+            yield http
+    finally:
+        stop.set()
+        await task
+
+
+async def _ready(http: httpx.AsyncClient) -> bool | None:
+    return True if (await http.get("/readyz")).status_code == 200 else None
+
+
+async def wait_terminal(
+    http: httpx.AsyncClient, job_id: str, within_s: float = 30.0
+) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        response = await http.get(f"/v1/jobs/{job_id}")
+        if response.status_code != 200:
+            return None
+        job: dict[str, Any] = response.json()
+        return job if job["status"] in TERMINAL else None
+
+    return await eventually(probe, within_s=within_s)
+
+
+def run_onnx(repo: Path, model: str, features: npt.NDArray[np.float32]) -> list[Any]:
+    """Outputs of the model file run directly by ONNX Runtime."""
+    session = ort.InferenceSession(str(repo / model / "1" / "model.onnx"))
+    outputs: list[Any] = session.run(None, {"input": features})
+    return outputs
+
+
+def output(job: dict[str, Any], name: str) -> npt.NDArray[Any]:
+    tensor = next(t for t in job["outputs"] if t["name"] == name)
+    return np.asarray(tensor["data"]).reshape(tensor["shape"])

@@ -1,0 +1,105 @@
+"""Submit and poll over HTTP against the real broker and a real worker."""
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from inferq.demo_models import dataset
+from schemas import Tensor
+from tests.support import output, run_onnx, wait_terminal
+
+
+def body(model: str, rows: np.ndarray[Any, Any], **extra: Any) -> dict[str, Any]:
+    return {"model": model, "inputs": [Tensor.from_numpy("input", rows).model_dump()], **extra}
+
+
+async def test_http_submit_then_poll_matches_onnx(api: httpx.AsyncClient, model_repo: Path) -> None:
+    features, _ = dataset("diabetes")
+    rows = features[10:13]
+    response = await api.post("/v1/jobs", json=body("diabetes", rows, metadata={"k": "v"}))
+    assert response.status_code == 202
+    accepted = response.json()
+    assert accepted["status"] == "queued"
+    assert response.headers["location"] == f"/v1/jobs/{accepted['job_id']}"
+
+    job = await wait_terminal(api, accepted["job_id"])
+    assert job["status"] == "succeeded"
+    assert job["metadata"] == {"k": "v"}
+    assert job["timings"]["batch_size"] >= 1
+    expected = np.maximum(run_onnx(model_repo, "diabetes", rows)[0], 0)
+    np.testing.assert_allclose(output(job, "variable"), expected, atol=1e-5)
+
+
+async def test_http_job_is_queued_at_once_and_job_id_is_idempotent(
+    api: httpx.AsyncClient,
+) -> None:
+    features, _ = dataset("breast_cancer")
+    first = await api.post("/v1/jobs", json=body("breast_cancer", features[:1], job_id="inv-7"))
+    assert first.status_code == 202
+    assert first.json() == {"job_id": "inv-7", "status": "queued"}
+    seen = await api.get("/v1/jobs/inv-7")
+    assert seen.status_code == 200
+    assert seen.json()["status"] in {"queued", "succeeded"}
+
+    done = await wait_terminal(api, "inv-7")
+    again = await api.post("/v1/jobs", json=body("breast_cancer", features[5:6], job_id="inv-7"))
+    assert again.status_code == 202
+    assert again.json() == {"job_id": "inv-7", "status": "succeeded"}
+    assert (await wait_terminal(api, "inv-7")) == done
+
+
+async def test_unknown_job_is_404_with_error_shape(api: httpx.AsyncClient) -> None:
+    response = await api.get("/v1/jobs/no-such-job")
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {"code": "job_not_found", "message": "no job with id 'no-such-job'"}
+    }
+
+
+async def test_malformed_bodies_are_422_with_error_shape(api: httpx.AsyncClient) -> None:
+    not_json = await api.post(
+        "/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert not_json.status_code == 422
+    assert not_json.json()["error"]["code"] == "invalid_request"
+    assert "JSON" in not_json.json()["error"]["message"]
+
+    no_inputs = await api.post("/v1/jobs", json={"model": "diabetes"})
+    assert no_inputs.status_code == 422
+    assert no_inputs.json() == {
+        "error": {"code": "invalid_request", "message": "body.inputs: Field required"}
+    }
+
+    bad_shape = await api.post(
+        "/v1/jobs",
+        json={
+            "model": "diabetes",
+            "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3], "data": [1.0, 2.0]}],
+        },
+    )
+    assert bad_shape.status_code == 422
+    assert bad_shape.json() == {
+        "error": {
+            "code": "invalid_input",
+            "message": "tensor 'input': shape [1, 3] needs 3 elements, data has 2",
+        }
+    }
+
+
+async def test_unknown_model_is_404(api: httpx.AsyncClient) -> None:
+    response = await api.post("/v1/jobs", json=body("nope", np.ones((1, 2), np.float32)))
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "code": "model_not_found",
+        "message": "model 'nope' is not served: no worker has created its topic",
+    }
+
+
+async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    assert (await api.get("/readyz")).json() == {"status": "ready"}
+    missing = await api.get("/v2/nothing")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": {"code": "not_found", "message": "Not Found"}}

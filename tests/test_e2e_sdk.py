@@ -1,0 +1,69 @@
+"""Submit through the SDK, run on a worker, read the result through the API: real broker."""
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from inferq.demo_models import dataset
+from producer import AsyncClient, Client, ProducerSettings
+from tests.support import output, run_onnx, wait_terminal
+
+
+async def test_async_client_breast_cancer_matches_onnx(
+    api: httpx.AsyncClient, producer_settings: ProducerSettings, model_repo: Path
+) -> None:
+    features, _ = dataset("breast_cancer")
+    rows = features[:6]
+    async with AsyncClient(settings=producer_settings) as client:
+        ids = [await client.submit("breast_cancer", {"input": rows[i : i + 1]}) for i in range(6)]
+        await client.flush()
+
+    label, probabilities = run_onnx(model_repo, "breast_cancer", rows)
+    for i, job_id in enumerate(ids):
+        job = await wait_terminal(api, job_id)
+        assert job["status"] == "succeeded"
+        assert job["model"] == "breast_cancer"
+        assert job["model_version"] == "1"
+        assert output(job, "label").tolist() == [label[i]]
+        np.testing.assert_allclose(
+            output(job, "probabilities"), probabilities[i : i + 1], atol=1e-5
+        )
+
+
+async def test_sync_client_diabetes_with_own_job_id_is_clamped(
+    api: httpx.AsyncClient, producer_settings: ProducerSettings, model_repo: Path
+) -> None:
+    features, _ = dataset("diabetes")
+    # Row 0 as given predicts a positive value; scaled by -20 the raw model predicts a
+    # negative one (about -915), which the worker's post-processing clamps to 0.
+    rows = np.stack([features[0], features[0] * -20]).astype(np.float32)
+    raw = run_onnx(model_repo, "diabetes", rows)[0]
+    assert raw[0, 0] > 0 > raw[1, 0]
+
+    with Client(settings=producer_settings) as client:
+        first = client.submit(
+            "diabetes", {"input": rows[:1]}, job_id="order-1234", metadata={"customer": "c-9"}
+        )
+        second = client.submit("diabetes", {"input": rows[1:]})
+        client.flush()
+    assert first == "order-1234"
+
+    job = await wait_terminal(api, "order-1234")
+    assert job["status"] == "succeeded"
+    assert job["metadata"] == {"customer": "c-9"}
+    np.testing.assert_allclose(output(job, "variable"), raw[:1], atol=1e-5)
+    clamped = await wait_terminal(api, second)
+    assert output(clamped, "variable").tolist() == [[0.0]]
+
+
+async def test_sdk_job_is_visible_right_after_flush(
+    api: httpx.AsyncClient, producer_settings: ProducerSettings
+) -> None:
+    features, _ = dataset("breast_cancer")
+    with Client(settings=producer_settings) as client:
+        job_id = client.submit("breast_cancer", {"input": features[:1]})
+        client.flush()
+    response = await api.get(f"/v1/jobs/{job_id}")
+    assert response.status_code == 200
+    assert response.json()["status"] in {"queued", "running", "succeeded"}

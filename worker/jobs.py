@@ -1,0 +1,119 @@
+"""From a Kafka record to a runnable job, or to the failure that explains why it cannot run."""
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from schemas import (
+    DecodeError,
+    ErrorCode,
+    ErrorInfo,
+    InferenceRequest,
+    JobEvent,
+    JobStatus,
+    TensorError,
+    decode_request,
+    utcnow,
+)
+from schemas.codec import Headers
+from schemas.messages import JOB_ID_PATTERN
+from worker.repository import ModelNotFound, ModelRepository, VersionNotFound
+from worker.runtime import Arrays, InputError, LoadedModel
+
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+
+
+@dataclass(slots=True)
+class Job:
+    request: InferenceRequest
+    model: LoadedModel
+    arrays: Arrays
+
+    @property
+    def signature(self) -> tuple[Any, ...]:
+        """Jobs with equal signatures can share one batch."""
+        return (
+            self.model.name,
+            self.model.version,
+            tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(self.arrays.items())),
+        )
+
+    @property
+    def rows(self) -> int:
+        return int(next(iter(self.arrays.values())).shape[0])
+
+
+@dataclass(slots=True)
+class Rejected:
+    """A record that cannot run: `event` is its failed result when a job id is known."""
+
+    code: ErrorCode
+    message: str
+    event: JobEvent | None
+    undecodable: bool = field(default=False)
+
+
+def failed_event(
+    job_id: str,
+    code: ErrorCode,
+    message: str,
+    *,
+    worker: str,
+    request: InferenceRequest | None = None,
+    status: JobStatus = JobStatus.FAILED,
+    completed_at: datetime | None = None,
+) -> JobEvent:
+    return JobEvent(
+        job_id=job_id,
+        status=status,
+        model=request.model if request else None,
+        model_version=request.model_version if request else None,
+        error=ErrorInfo(code=code, message=message),
+        worker=worker,
+        submitted_at=request.submitted_at if request else None,
+        completed_at=completed_at or utcnow(),
+        metadata=request.metadata if request else {},
+    )
+
+
+def _job_id_from_key(key: bytes | None) -> str | None:
+    if not key:
+        return None
+    text = key.decode("utf-8", errors="replace")
+    return text if _JOB_ID.match(text) else None
+
+
+def prepare(
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers | None,
+    repository: ModelRepository,
+    *,
+    worker: str,
+) -> Job | Rejected:
+    try:
+        request = decode_request(value, headers)
+    except DecodeError as exc:
+        job_id = _job_id_from_key(key)
+        event = failed_event(job_id, exc.code, str(exc), worker=worker) if job_id else None
+        return Rejected(exc.code, str(exc), event, undecodable=True)
+
+    def reject(code: ErrorCode, message: str) -> Rejected:
+        event = failed_event(request.job_id, code, message, worker=worker, request=request)
+        return Rejected(code, message, event)
+
+    try:
+        model = repository.get(request.model, request.model_version)
+    except ModelNotFound as exc:
+        return reject(ErrorCode.MODEL_NOT_FOUND, str(exc))
+    except VersionNotFound as exc:
+        return reject(ErrorCode.MODEL_VERSION_NOT_FOUND, str(exc))
+    try:
+        arrays = {tensor.name: tensor.to_numpy() for tensor in request.inputs}
+        if len(arrays) != len(request.inputs):
+            raise InputError("input names must be unique")
+        model.validate(arrays)
+    except (TensorError, InputError) as exc:
+        return reject(ErrorCode.INVALID_INPUT, str(exc))
+    return Job(request, model, arrays)

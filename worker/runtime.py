@@ -1,0 +1,136 @@
+"""One loaded model version: an ONNX Runtime session, its input contract and post-processing."""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from schemas.tensors import Datatype
+from worker.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+Arrays = dict[str, npt.NDArray[Any]]
+
+_ORT_TYPES: dict[str, Datatype] = {
+    "tensor(bool)": Datatype.BOOL,
+    "tensor(int8)": Datatype.INT8,
+    "tensor(int16)": Datatype.INT16,
+    "tensor(int32)": Datatype.INT32,
+    "tensor(int64)": Datatype.INT64,
+    "tensor(uint8)": Datatype.UINT8,
+    "tensor(uint16)": Datatype.UINT16,
+    "tensor(uint32)": Datatype.UINT32,
+    "tensor(uint64)": Datatype.UINT64,
+    "tensor(float16)": Datatype.FP16,
+    "tensor(float)": Datatype.FP32,
+    "tensor(double)": Datatype.FP64,
+    "tensor(string)": Datatype.BYTES,
+}
+
+
+class InputError(ValueError):
+    """Inputs that do not fit the model's signature."""
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    name: str
+    datatype: Datatype
+    shape: tuple[int | None, ...]  # None: any size
+
+    def describe(self) -> str:
+        dims = ", ".join("?" if dim is None else str(dim) for dim in self.shape)
+        return f"{self.datatype} [{dims}]"
+
+    def check(self, array: npt.NDArray[Any]) -> None:
+        got = f"{Datatype.from_numpy(array.dtype)} {list(array.shape)}"
+        fits = array.dtype == self.datatype.numpy_dtype and len(array.shape) == len(self.shape)
+        if fits:
+            fits = all(
+                want is None or want == dim
+                for want, dim in zip(self.shape, array.shape, strict=True)
+            )
+        if not fits:
+            raise InputError(f"input '{self.name}' expects {self.describe()}, got {got}")
+
+    @property
+    def batchable(self) -> bool:
+        return bool(self.shape) and self.shape[0] is None
+
+
+def _dim(dim: object) -> int | None:
+    return dim if isinstance(dim, int) and dim >= 0 else None
+
+
+def session_options(intra_op_threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Spinning threads steal the cores that Kafka and the other sessions need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+class LoadedModel:
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        path: Path,
+        config: ModelConfig,
+        *,
+        intra_op_threads: int,
+        providers: list[str],
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.config = config
+        available = set(ort.get_available_providers())
+        chosen = [p for p in providers if p in available] or ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(
+            str(path), sess_options=session_options(intra_op_threads), providers=chosen
+        )
+        log.info(
+            "loaded model %s version %s from %s on %s",
+            name,
+            version,
+            path,
+            ", ".join(self.session.get_providers()),
+        )
+        self.inputs = {
+            node.name: InputSpec(node.name, _ORT_TYPES[node.type], tuple(map(_dim, node.shape)))
+            for node in self.session.get_inputs()
+        }
+        self.output_names = [node.name for node in self.session.get_outputs()]
+
+    @property
+    def batchable(self) -> bool:
+        return all(spec.batchable for spec in self.inputs.values())
+
+    def validate(self, arrays: Arrays) -> None:
+        missing = sorted(set(self.inputs) - set(arrays))
+        extra = sorted(set(arrays) - set(self.inputs))
+        if missing or extra:
+            expected = ", ".join(f"'{n}' {s.describe()}" for n, s in self.inputs.items())
+            raise InputError(
+                f"model {self.name} version {self.version} takes inputs {expected}; "
+                f"missing {missing or 'none'}, unexpected {extra or 'none'}"
+            )
+        for name, array in arrays.items():
+            self.inputs[name].check(array)
+
+    def run(self, arrays: Arrays) -> Arrays:
+        values = self.session.run(self.output_names, arrays)
+        outputs: Arrays = {
+            name: np.asarray(value) for name, value in zip(self.output_names, values, strict=True)
+        }
+        for step in self.config.postprocess:
+            step.apply(outputs)
+        return outputs

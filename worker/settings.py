@@ -1,0 +1,25 @@
+"""The worker's one settings object (env prefix INFERQ_)."""
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field
+
+from inferq.settings import KafkaSettings
+
+
+def _default_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class WorkerSettings(KafkaSettings):
+    model_repository: Path = Field(default=Path("models"))
+    models: list[str] = Field(
+        default_factory=list, description="models to serve; empty serves every model in the repo"
+    )
+    worker_name: str = Field(default_factory=_default_name)
+    max_batch_size: int = Field(default=64, ge=1, le=65_536)
+    max_poll_records: int = Field(default=1024, ge=1)
+    intra_op_threads: int = Field(default=1, ge=0, description="0 lets ONNX Runtime decide")
+    execution_providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
