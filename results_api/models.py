@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas import Callback, ErrorInfo, JobEvent, JobStatus, Tensor, Timings
 from schemas.messages import JOB_ID_PATTERN, MODEL_NAME_PATTERN, VERSION_PATTERN
@@ -40,7 +40,7 @@ class SubmitJob(BaseModel):
     model_version: str | None = Field(default=None, pattern=VERSION_PATTERN)
     parameters: dict[str, Any] = Field(default_factory=dict)
     callback: Callback | None = None
-    deadline: datetime | None = None
+    deadline: AwareDatetime | None = Field(default=None, description="RFC 3339 with a zone")
     metadata: dict[str, Any] = Field(default_factory=dict, description="echoed in the result")
 
 

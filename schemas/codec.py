@@ -1,5 +1,6 @@
 """Kafka record encoding: key = job_id, value = JSON, headers = content type and schema version."""
 
+import json
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -85,11 +86,28 @@ def _decode(model: type[_M], value: bytes | None, headers: Headers | None) -> _M
     if not value:
         raise DecodeError(ErrorCode.MALFORMED_RECORD, "record has no value")
     try:
-        return model.model_validate_json(value)
+        message = model.model_validate_json(value)
     except ValidationError as exc:
         if any(err["type"] == "json_invalid" for err in exc.errors()):
             raise DecodeError(ErrorCode.MALFORMED_RECORD, "record value is not valid JSON") from exc
+        # A body of another schema version is reported as such, not as a bad body of this one.
+        _check_version(_body_version(value))
         raise DecodeError(ErrorCode.INVALID_REQUEST, summarize(exc)) from exc
+    _check_version(getattr(message, "schema_version", SCHEMA_VERSION))
+    return message
+
+
+def _body_version(value: bytes) -> object:
+    body = json.loads(value)
+    return body.get("schema_version", SCHEMA_VERSION) if isinstance(body, dict) else SCHEMA_VERSION
+
+
+def _check_version(version: object) -> None:
+    if version != SCHEMA_VERSION:
+        raise DecodeError(
+            ErrorCode.UNSUPPORTED_SCHEMA_VERSION,
+            f"schema version {version} is not supported; this build reads version {SCHEMA_VERSION}",
+        )
 
 
 def summarize(exc: ValidationError, limit: int = 3) -> str:
@@ -105,14 +123,7 @@ def summarize(exc: ValidationError, limit: int = 3) -> str:
 
 
 def decode_request(value: bytes | None, headers: Headers | None = None) -> InferenceRequest:
-    request = _decode(InferenceRequest, value, headers)
-    if request.schema_version != SCHEMA_VERSION:
-        raise DecodeError(
-            ErrorCode.UNSUPPORTED_SCHEMA_VERSION,
-            f"schema version {request.schema_version} is not supported; "
-            f"this build reads version {SCHEMA_VERSION}",
-        )
-    return request
+    return _decode(InferenceRequest, value, headers)
 
 
 def decode_event(value: bytes | None, headers: Headers | None = None) -> JobEvent:

@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.errors import ErrorInfo
 from schemas.status import JobStatus
@@ -51,8 +51,8 @@ class InferenceRequest(BaseModel):
     inputs: list[Tensor] = Field(min_length=1, max_length=64)
     parameters: dict[str, Any] = Field(default_factory=dict)
     callback: Callback | None = None
-    deadline: datetime | None = None
-    submitted_at: datetime = Field(default_factory=utcnow)
+    deadline: AwareDatetime | None = None
+    submitted_at: AwareDatetime = Field(default_factory=utcnow)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -82,8 +82,8 @@ class JobEvent(BaseModel):
     error: ErrorInfo | None = None
     timings: Timings | None = None
     worker: str | None = None
-    submitted_at: datetime | None = None
-    completed_at: datetime | None = None
+    submitted_at: AwareDatetime | None = None
+    completed_at: AwareDatetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod

@@ -58,6 +58,26 @@ _NUMPY: dict[Datatype, str] = {
 }
 
 
+_INTEGER = "iu"
+# numpy kinds that JSON data may come in as, per datatype: no conversion that changes a value
+_ACCEPTS: dict[Datatype, str] = {
+    **{d: _INTEGER for d in Datatype if d.name.startswith(("INT", "UINT"))},
+    Datatype.BOOL: "b",
+    Datatype.FP16: "iuf",
+    Datatype.FP32: "iuf",
+    Datatype.FP64: "iuf",
+    Datatype.BYTES: "U",
+}
+_KIND_NAMES = {
+    "b": "booleans",
+    "i": "integers",
+    "u": "integers",
+    "f": "fractional numbers",
+    "U": "strings",
+    "O": "mixed or out-of-range values",
+}
+
+
 class Tensor(BaseModel):
     """A named tensor: `data` is row-major, flat or nested, with `shape` elements."""
 
@@ -80,18 +100,33 @@ class Tensor(BaseModel):
         if any(dim < 0 for dim in self.shape):
             raise TensorError(f"tensor '{self.name}': shape {self.shape} has a negative dimension")
         expected = int(np.prod(self.shape, dtype=np.int64))
-        try:
-            array = np.asarray(self.data, dtype=self.datatype.numpy_dtype)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise TensorError(
-                f"tensor '{self.name}': data is not a list of {self.datatype} values ({exc})"
-            ) from exc
+        array = self._convert()
         if array.size != expected:
             raise TensorError(
                 f"tensor '{self.name}': shape {self.shape} needs {expected} elements, "
                 f"data has {array.size}"
             )
         return array.reshape(self.shape)
+
+    def _convert(self) -> npt.NDArray[Any]:
+        """The data as the datatype, refusing any conversion that would change a value."""
+        try:
+            raw = np.asarray(self.data)
+        except ValueError as exc:
+            raise self._not_of_datatype("ragged nesting") from exc
+        if raw.size and raw.dtype.kind not in _ACCEPTS[self.datatype]:
+            raise self._not_of_datatype(f"found {_KIND_NAMES.get(raw.dtype.kind, raw.dtype)}")
+        target = self.datatype.numpy_dtype
+        if target.kind in "iu" and raw.size:
+            info = np.iinfo(target)
+            if raw.min() < info.min or raw.max() > info.max:
+                raise self._not_of_datatype(f"values outside [{info.min}, {info.max}]")
+        return raw.astype(target)
+
+    def _not_of_datatype(self, why: str) -> TensorError:
+        return TensorError(
+            f"tensor '{self.name}': data is not a list of {self.datatype} values ({why})"
+        )
 
     @classmethod
     def from_numpy(cls, name: str, array: npt.ArrayLike) -> "Tensor":

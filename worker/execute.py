@@ -77,20 +77,24 @@ def run_batch(jobs: list[Job], worker: str) -> list[JobEvent]:
     t0 = time.perf_counter()
     try:
         per_job = _split(jobs[0].model.run(_merge(jobs)), jobs)
+        ms = (time.perf_counter() - t0) * 1000
+        return [
+            _succeeded(job, out, started, ms, len(jobs), worker)
+            for job, out in zip(jobs, per_job, strict=True)
+        ]
     except Exception as exc:
         if len(jobs) > 1:
             log.warning("batch of %d failed (%s); retrying job by job", len(jobs), exc)
             return [event for job in jobs for event in run_batch([job], worker)]
         log.warning("job %s failed: %s", jobs[0].request.job_id, exc)
-        request = jobs[0].request
-        message = f"model {jobs[0].model.name} failed: {exc}"
-        return [
-            failed_event(
-                request.job_id, ErrorCode.INFERENCE_ERROR, message, worker=worker, request=request
-            )
-        ]
-    ms = (time.perf_counter() - t0) * 1000
-    return [
-        _succeeded(job, out, started, ms, len(jobs), worker)
-        for job, out in zip(jobs, per_job, strict=True)
-    ]
+        job = jobs[0]
+        message = f"model {job.model.name} failed: {exc}"
+        event = failed_event(
+            job.request.job_id,
+            ErrorCode.INFERENCE_ERROR,
+            message,
+            worker=worker,
+            request=job.request,
+            model_version=job.model.version,
+        )
+        return [event]

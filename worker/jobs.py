@@ -2,7 +2,6 @@
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from schemas import (
@@ -61,18 +60,18 @@ def failed_event(
     *,
     worker: str,
     request: InferenceRequest | None = None,
-    status: JobStatus = JobStatus.FAILED,
-    completed_at: datetime | None = None,
+    model_version: str | None = None,
 ) -> JobEvent:
+    """A `failed` event; `model_version` is the version that ran, if any did."""
     return JobEvent(
         job_id=job_id,
-        status=status,
+        status=JobStatus.FAILED,
         model=request.model if request else None,
-        model_version=request.model_version if request else None,
+        model_version=model_version or (request.model_version if request else None),
         error=ErrorInfo(code=code, message=message),
         worker=worker,
         submitted_at=request.submitted_at if request else None,
-        completed_at=completed_at or utcnow(),
+        completed_at=utcnow(),
         metadata=request.metadata if request else {},
     )
 

@@ -1,0 +1,118 @@
+"""The `inferq` command, run as a user would: real processes, real signals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from inferq.demo_models import dataset
+from inferq.devbroker import free_port
+
+INFERQ = [sys.executable, "-m", "inferq"]
+
+
+def test_models_build_demo_writes_the_repository(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*INFERQ, "models", "build-demo", str(tmp_path / "repo")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.split() == [
+        str(tmp_path / "repo" / "breast_cancer" / "1" / "model.onnx"),
+        str(tmp_path / "repo" / "diabetes" / "1" / "model.onnx"),
+    ]
+    config = json.loads((tmp_path / "repo" / "diabetes" / "config.json").read_text())
+    assert config == {"postprocess": [{"op": "clamp", "output": "variable", "min": 0.0}]}
+
+
+def _wait_ready(url: str, process: subprocess.Popen[str], within_s: float = 60) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} not ready within {within_s}s")
+
+
+def _get(job_id: str, env: dict[str, str], api: str) -> dict[str, object]:
+    done = subprocess.run(
+        [*INFERQ, "get", job_id, "--api", api],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    job: dict[str, object] = json.loads(done.stdout)
+    return job
+
+
+def test_dev_stack_submit_get_and_sigterm(tmp_path: Path, model_repo: Path) -> None:
+    api_port, broker_port = free_port(), free_port()
+    api = f"http://127.0.0.1:{api_port}"
+    env = {
+        **os.environ,
+        "INFERQ_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}",
+        "INFERQ_SESSION_TIMEOUT_MS": "2000",
+        "INFERQ_HEARTBEAT_INTERVAL_MS": "500",
+    }
+    dev = subprocess.Popen(
+        [
+            *INFERQ,
+            "dev",
+            "--api-port",
+            str(api_port),
+            "--broker-port",
+            str(broker_port),
+            "--models",
+            str(model_repo),
+            "--store",
+            f"sqlite:///{tmp_path / 'r.db'}",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_ready(api, dev)
+        features, _ = dataset("breast_cancer")
+        row = json.dumps(features[:1].tolist())
+        submitted = subprocess.run(
+            [*INFERQ, "submit", "breast_cancer", "--input", f"input={row}", "--job-id", "cli-1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=True,
+        )
+        assert submitted.stdout.strip() == "cli-1"
+
+        deadline = time.monotonic() + 60
+        job = _get("cli-1", env, api)
+        while job.get("status") != "succeeded" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            job = _get("cli-1", env, api)
+        assert job["status"] == "succeeded"
+        assert job["model"] == "breast_cancer"
+
+        missing = subprocess.run(
+            [*INFERQ, "get", "nope", "--api", api], capture_output=True, text=True, timeout=60
+        )
+        assert missing.returncode == 1
+        assert json.loads(missing.stdout)["error"]["code"] == "job_not_found"
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        output = dev.communicate(timeout=60)[0]
+    assert dev.returncode == 0, output
+    assert "SIGTERM: draining" in output
