@@ -96,6 +96,7 @@ def cmd_build_demo(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from inferq.demo import run_demo
 
+    logging.getLogger().setLevel(logging.WARNING)  # the table is the output
     return asyncio.run(run_demo(args.models))
 
 
