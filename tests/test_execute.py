@@ -13,8 +13,9 @@ from onnx import TensorProto, helper
 from inferq.demo_models import dataset
 from schemas import Datatype, ErrorCode, ErrorInfo, InferenceRequest, JobEvent, JobStatus, Tensor
 from schemas import encode_request as encode
+from worker.batcher import Batcher
 from worker.config import Clamp, ConfigError, ModelConfig
-from worker.execute import batches, run_batch
+from worker.execute import run_batch
 from worker.jobs import Job, Rejected, prepare
 from worker.repository import ModelNotFound, ModelRepository, VersionNotFound, list_models
 from worker.runtime import LoadedModel
@@ -230,31 +231,45 @@ def rows(groups: list[list[Job]]) -> list[list[int]]:
     return [[j.rows for j in group] for group in groups]
 
 
-def test_compatible_jobs_share_a_batch(demo: ModelRepository) -> None:
+async def batches(jobs: list[Job], max_batch_size: int) -> list[list[Job]]:
+    """What a batcher makes of `jobs` put at once, with no batch closed by its wait."""
+    batcher: Batcher[Job] = Batcher(max_batch_size, max_wait_ms=60_000, capacity=len(jobs))
+    for j in jobs:
+        await batcher.put(j)
+    await batcher.close()
+    made = []
+    while (batch := await batcher.get()) is not None:
+        made.append(batch)
+    return made
+
+
+async def test_compatible_jobs_share_a_batch(demo: ModelRepository) -> None:
     jobs = [job(demo.get("breast_cancer"), input=BC[i : i + 1]) for i in range(3)]
-    assert list(batches(jobs, 8)) == [jobs]
+    assert (await batches(jobs, 8)) == [jobs]
 
 
-def test_batches_respect_max_batch_size(demo: ModelRepository, model_repo: Path) -> None:
+async def test_batches_respect_max_batch_size(demo: ModelRepository, model_repo: Path) -> None:
     bc = demo.get("breast_cancer")
     jobs = [job(bc, input=BC[:n]) for n in (2, 2, 2, 2, 1, 5)]
-    assert rows(list(batches(jobs, 4))) == [[2, 2], [2, 2], [1], [5]]  # a big job runs alone
+    assert rows(await batches(jobs, 4)) == [[2, 2], [2, 2], [1], [5]]  # a big job runs alone
     small = loaded(model_repo / "breast_cancer" / "1" / "model.onnx", ModelConfig(max_batch_size=3))
     jobs = [job(small, input=BC[:1]) for _ in range(7)]
-    assert rows(list(batches(jobs, 100))) == [[1, 1, 1], [1, 1, 1], [1]]
+    assert rows(await batches(jobs, 100)) == [[1, 1, 1], [1, 1, 1], [1]]
 
 
-def test_batches_separate_models_and_shapes(demo: ModelRepository, toys: ModelRepository) -> None:
+async def test_batches_separate_models_and_shapes(
+    demo: ModelRepository, toys: ModelRepository
+) -> None:
     bc, dia = demo.get("breast_cancer"), demo.get("diabetes")
     b1, d1 = job(bc, input=BC[:1]), job(dia, input=DIA[:1])
     b2, d2 = job(bc, input=BC[1:3]), job(dia, input=DIA[1:2])
-    assert list(batches([b1, d1, b2, d2], 8)) == [[b1, b2], [d1, d2]]
+    assert (await batches([b1, d1, b2, d2], 8)) == [[b1, b2], [d1, d2]]
     double, fixed = toys.get("double"), toys.get("fixed")
     narrow, wide = (job(double, x=np.ones((1, n), np.float32)) for n in (2, 3))
     narrow2 = job(double, x=np.zeros((2, 2), np.float32))
-    assert list(batches([narrow, wide, narrow2], 8)) == [[narrow, narrow2], [wide]]
+    assert (await batches([narrow, wide, narrow2], 8)) == [[narrow, narrow2], [wide]]
     f1, f2 = (job(fixed, x=np.ones((2, 2), np.float32)) for _ in range(2))
-    assert list(batches([f1, f2], 8)) == [[f1], [f2]]
+    assert (await batches([f1, f2], 8)) == [[f1], [f2]]
 
 
 def outputs(event: JobEvent) -> dict[str, Array]:
@@ -282,10 +297,10 @@ def test_run_batch_matches_running_each_job_alone(
             np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-6)
 
 
-def test_a_failing_job_does_not_fail_its_batch(toys: ModelRepository) -> None:
+async def test_a_failing_job_does_not_fail_its_batch(toys: ModelRepository) -> None:
     gather = toys.get("gather")
     jobs = [job(gather, idx=np.array([i], dtype=np.int64)) for i in (0, 5, 2)]
-    assert list(batches(jobs, 8)) == [jobs]
+    assert (await batches(jobs, 8)) == [jobs]
     good1, bad, good2 = run_batch(jobs, "w")
     assert [good1.status, bad.status, good2.status] == ["succeeded", "failed", "succeeded"]
     assert (outputs(good1)["value"].tolist(), outputs(good2)["value"].tolist()) == ([10.0], [30.0])

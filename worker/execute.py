@@ -1,13 +1,11 @@
-"""Run jobs on their models: group compatible jobs, run one batch each, split the outputs.
+"""Run one batch of compatible jobs on their model, and split the outputs per job.
 
 A batch that fails is retried job by job, so one bad job cannot fail its neighbours.
 """
 
 import logging
 import time
-from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 
@@ -16,22 +14,6 @@ from worker.jobs import Job, failed_event
 from worker.runtime import Arrays
 
 log = logging.getLogger(__name__)
-
-
-def batches(jobs: list[Job], max_batch_size: int) -> Iterator[list[Job]]:
-    """Compatible jobs together, each batch at most `max_batch_size` rows."""
-    groups: dict[tuple[Any, ...], list[Job]] = {}
-    for job in jobs:
-        if not job.model.batchable:
-            yield [job]
-            continue
-        limit = min(max_batch_size, job.model.config.max_batch_size or max_batch_size)
-        group = groups.setdefault(job.signature, [])
-        if group and sum(j.rows for j in group) + job.rows > limit:
-            yield group
-            group = groups[job.signature] = []
-        group.append(job)
-    yield from (group for group in groups.values() if group)
 
 
 def _merge(jobs: list[Job]) -> Arrays:

@@ -28,6 +28,7 @@ class Job:
     request: InferenceRequest
     model: LoadedModel
     arrays: Arrays
+    origin: tuple[Any, int] | None = None  # (partition, offset) of the record it came from
 
     @property
     def signature(self) -> tuple[Any, ...]:
@@ -40,7 +41,15 @@ class Job:
 
     @property
     def rows(self) -> int:
-        return int(next(iter(self.arrays.values())).shape[0])
+        first = next(iter(self.arrays.values()))
+        return int(first.shape[0]) if first.ndim else 1
+
+    @property
+    def row_limit(self) -> int | None:
+        """The model's own cap on rows per batch (0: it cannot batch), or None."""
+        if not self.model.batchable:
+            return 0
+        return self.model.config.max_batch_size
 
 
 @dataclass(slots=True)
@@ -76,7 +85,7 @@ def failed_event(
     )
 
 
-def _job_id_from_key(key: bytes | None) -> str | None:
+def job_id_from_key(key: bytes | None) -> str | None:
     if not key:
         return None
     text = key.decode("utf-8", errors="replace")
@@ -94,7 +103,7 @@ def prepare(
     try:
         request = decode_request(value, headers)
     except DecodeError as exc:
-        job_id = _job_id_from_key(key)
+        job_id = job_id_from_key(key)
         event = failed_event(job_id, exc.code, str(exc), worker=worker) if job_id else None
         return Rejected(exc.code, str(exc), event, undecodable=True)
 

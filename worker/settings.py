@@ -19,7 +19,22 @@ class WorkerSettings(KafkaSettings):
         default_factory=list, description="models to serve; empty serves every model in the repo"
     )
     worker_name: str = Field(default_factory=_default_name)
-    max_batch_size: int = Field(default=64, ge=1, le=65_536)
+    max_batch_size: int = Field(default=64, ge=1, le=65_536, description="rows per ORT call")
+    max_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=10_000,
+        description="how long a batch waits for more jobs after its first arrived",
+    )
+    max_buffered_jobs: int = Field(
+        default=1024,
+        ge=1,
+        description="jobs fetched and waiting for a batch; fetching pauses above",
+    )
+    max_in_flight_batches: int = Field(
+        default=8, ge=1, description="batches whose results await the broker's acknowledgement"
+    )
+    commit_interval_ms: int = Field(default=200, ge=1, le=60_000)
     max_poll_records: int = Field(default=1024, ge=1)
     intra_op_threads: int = Field(default=1, ge=0, description="0 lets ONNX Runtime decide")
     execution_providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])

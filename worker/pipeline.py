@@ -1,0 +1,169 @@
+"""One model's pipeline: fetch -> prepare -> batcher -> ONNX Runtime -> publish -> commit.
+
+Fetching and preparing the next jobs, and publishing the last batch's results, overlap
+with inference, which runs in a thread (ONNX Runtime releases the GIL). An offset is
+committed only once the results of every record up to it are acknowledged.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from schemas import ErrorCode, encode_event
+from schemas.codec import KafkaRecord
+from schemas.topics import Topics
+from worker.batcher import Batcher
+from worker.delivery import Delivery, Outgoing, dead_letter, encoded
+from worker.execute import run_batch
+from worker.jobs import Job, Rejected, failed_event, job_id_from_key, prepare
+from worker.offsets import OffsetTracker
+from worker.repository import ModelRepository
+from worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+
+class _Rebalance:
+    """Commit what is finished before partitions move; forget what left."""
+
+    def __init__(self, pipeline: "ModelPipeline") -> None:
+        self._pipeline = pipeline
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._pipeline.commit()
+        self._pipeline.tracker.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        if assigned and not self._pipeline.assigned.is_set():
+            self._pipeline.assigned.set()
+            self._pipeline.on_assigned()
+
+
+ConsumerRebalanceListener.register(_Rebalance)  # aiokafka's listener is an ABC
+
+
+class ModelPipeline:
+    def __init__(
+        self,
+        model: str,
+        settings: WorkerSettings,
+        repository: ModelRepository,
+        producer: AIOKafkaProducer,
+        executor: Executor,
+        consumer: AIOKafkaConsumer,
+        on_assigned: Callable[[], None],
+    ) -> None:
+        self.on_assigned = on_assigned
+        self.model = model
+        self.settings = settings
+        self.topics: Topics = settings.topics
+        self.repository = repository
+        self.executor = executor
+        self.consumer = consumer
+        self.tracker = OffsetTracker()
+        self.assigned = asyncio.Event()
+        self.processed = 0
+        self.batcher: Batcher[Job] = Batcher(
+            settings.max_batch_size, settings.max_wait_ms, settings.max_buffered_jobs
+        )
+        self.delivery = Delivery(producer, settings.max_in_flight_batches, self.tracker)
+        self._drained = asyncio.Event()
+
+    def listener(self) -> _Rebalance:
+        return _Rebalance(self)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set, then finish every fetched job and commit."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._fetch(stop))
+            tasks.create_task(self._infer())
+            tasks.create_task(self._commit_periodically())
+
+    async def _fetch(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                fetched: dict[Any, list[Any]] = await self.consumer.getmany(
+                    timeout_ms=100, max_records=self.settings.max_poll_records
+                )
+                for partition, records in fetched.items():
+                    for record in records:
+                        await self._take(partition, record)
+        finally:
+            await self.batcher.close()
+
+    async def _take(self, partition: Any, record: Any) -> None:
+        self.tracker.started(partition, record.offset)
+        origin = (partition, record.offset)
+        prepared = self._prepare(record)
+        if isinstance(prepared, Job):
+            prepared.origin = origin
+            await self.batcher.put(prepared)
+            return
+        log.warning(
+            "job at %s[%d]@%d rejected: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            prepared.message,
+        )
+        outgoing: list[Outgoing] = []
+        if prepared.undecodable:
+            outgoing.append((self.topics.dlq, dead_letter(record, prepared.code, prepared.message)))
+        if prepared.event is not None:
+            outgoing.append(encoded(self.topics.results, prepared.event))
+        await self.delivery.send(outgoing, [origin])
+
+    def _prepare(self, record: Any) -> Job | Rejected:
+        worker = self.settings.worker_name
+        try:
+            return prepare(record.key, record.value, record.headers, self.repository, worker=worker)
+        except Exception as exc:  # a bug, not the input's fault: fail this job, keep serving
+            log.exception("preparing the job at offset %d failed", record.offset)
+            message = f"internal error while preparing the job: {exc}"
+            job_id = job_id_from_key(record.key)
+            event = (
+                failed_event(job_id, ErrorCode.INTERNAL, message, worker=worker) if job_id else None
+            )
+            return Rejected(ErrorCode.INTERNAL, message, event, undecodable=True)
+
+    async def _infer(self) -> None:
+        loop = asyncio.get_running_loop()
+        worker = self.settings.worker_name
+        results = self.topics.results
+        while (batch := await self.batcher.get()) is not None:
+            records: list[KafkaRecord] = await loop.run_in_executor(
+                self.executor, _run_and_encode, batch, worker
+            )
+            origins = [job.origin for job in batch if job.origin is not None]
+            await self.delivery.send([(results, r) for r in records], origins)
+            self.processed += len(batch)
+        await self.delivery.drain()
+        self._drained.set()
+
+    async def _commit_periodically(self) -> None:
+        interval = self.settings.commit_interval_ms / 1000
+        while not self._drained.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), interval)
+            await self.commit()
+
+    async def commit(self) -> None:
+        offsets = self.tracker.committable()
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            log.warning("commit failed (%s): these jobs may run again elsewhere", exc)
+            return
+        self.tracker.committed(offsets)
+
+
+def _run_and_encode(batch: Iterable[Job], worker: str) -> list[KafkaRecord]:
+    return [encode_event(event) for event in run_batch(list(batch), worker)]
