@@ -30,9 +30,8 @@ def _reference(repo: Path, model: str, features: np.ndarray[Any, Any]) -> float:
 def _prediction(job: dict[str, Any]) -> str:
     if job["status"] != "succeeded":
         return f"{job['status']}: {job.get('error', {}).get('message')}"
-    first = job["outputs"][0]
-    value = first["data"][0]
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
+    value = Tensor.model_validate(job["outputs"][0]).to_numpy().ravel()[0]
+    return f"{value:.1f}" if value.dtype.kind == "f" else str(value)
 
 
 async def _poll(http: httpx.AsyncClient, job_id: str, deadline: float) -> dict[str, Any]:

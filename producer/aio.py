@@ -63,6 +63,7 @@ class AsyncClient:
             deadline=deadline,
             metadata=metadata,
             parameters=parameters,
+            binary=self.settings.binary_tensors,
         )
         for topic, record in submit_records(self._topics, request):
             future = await self._producer.send(

@@ -59,6 +59,7 @@ class Client:
             deadline=deadline,
             metadata=metadata,
             parameters=parameters,
+            binary=self.settings.binary_tensors,
         )
         for topic, record in submit_records(self._topics, request):
             self._producer.send(topic, key=record.key, value=record.value, headers=record.headers)

@@ -26,10 +26,10 @@ class SubmitError(ValueError):
     """The job cannot be submitted as given; nothing was sent."""
 
 
-def _tensors(inputs: Inputs) -> list[Tensor]:
+def _tensors(inputs: Inputs, binary: bool) -> list[Tensor]:
     if isinstance(inputs, Mapping):
         return [
-            value if isinstance(value, Tensor) else Tensor.from_numpy(name, value)
+            value if isinstance(value, Tensor) else Tensor.from_numpy(name, value, binary=binary)
             for name, value in inputs.items()
         ]
     return list(inputs)
@@ -45,6 +45,7 @@ def build_request(
     deadline: datetime | None,
     metadata: Mapping[str, Any] | None,
     parameters: Mapping[str, Any] | None,
+    binary: bool,
 ) -> InferenceRequest:
     if callback_url is not None:
         raise SubmitError("webhook callbacks are not available yet: poll the results API")
@@ -58,7 +59,7 @@ def build_request(
     if job_id is not None:
         fields["job_id"] = job_id
     try:
-        return InferenceRequest(inputs=_tensors(inputs), **fields)
+        return InferenceRequest(inputs=_tensors(inputs, binary), **fields)
     except TensorError as exc:
         raise SubmitError(str(exc)) from exc
     except ValidationError as exc:

@@ -1,20 +1,26 @@
 """The HTTP endpoints."""
 
 import asyncio
+import contextlib
+import re
 import time
 from typing import Annotated
 
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.responses import PlainTextResponse
 
 from producer.requests import submit_records
 from results_api.errors import ApiError, ErrorResponse
+from results_api.metrics import CONTENT_TYPE, render
 from results_api.models import Health, JobAccepted, JobView, SubmitJob
 from results_api.services import Services, services
 from schemas import ErrorCode, InferenceRequest, JobEvent
 from schemas.tensors import TensorError
 
 router = APIRouter()
+MAX_WAIT_S = 60.0
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)", re.IGNORECASE)
 Deps = Annotated[Services, Depends(services)]
 
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -66,6 +72,7 @@ async def submit_job(body: SubmitJob, response: Response, deps: Deps) -> JobAcce
         ) from exc
     queued = JobEvent.queued(request)
     await deps.store.apply([queued])
+    deps.counters.submitted += 1
     return JobAccepted(job_id=request.job_id, status=queued.status)
 
 
@@ -85,21 +92,49 @@ def _check_inputs(request: InferenceRequest) -> None:
     summary="Read a job's status and result",
     tags=["jobs"],
 )
-async def get_job(job_id: str, deps: Deps) -> JobView:
-    event = await deps.store.get(job_id)
-    if event is None:
-        event = await _after_catching_up(job_id, deps)
-    if event is None:
-        raise ApiError(404, ErrorCode.JOB_NOT_FOUND, f"no job with id '{job_id}'")
+async def get_job(
+    job_id: str,
+    deps: Deps,
+    response: Response,
+    wait: Annotated[
+        float | None,
+        Query(
+            ge=0, le=MAX_WAIT_S, description="hold the request until the job is terminal, up to N s"
+        ),
+    ] = None,
+    prefer: Annotated[str | None, Header(description="`wait=N`, as RFC 7240")] = None,
+) -> JobView:
+    """The job now or, with `?wait=N` or `Prefer: wait=N`, once terminal (at most N s)."""
+    seconds = wait if wait is not None else preferred_wait(prefer)
+    if seconds and wait is None:
+        response.headers["Preference-Applied"] = f"wait={seconds:g}"
+    with deps.waiters.watch(job_id) as changed:
+        event = await deps.store.get(job_id)
+        if event is None:
+            event = await _after_catching_up(job_id, changed, deps)
+        if event is None:
+            raise ApiError(404, ErrorCode.JOB_NOT_FOUND, f"no job with id '{job_id}'")
+        deadline = time.monotonic() + (seconds or 0)
+        while not event.status.terminal and (left := deadline - time.monotonic()) > 0:
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), left)
+            event = await deps.store.get(job_id) or event
     return JobView.of(event)
 
 
-async def _after_catching_up(job_id: str, deps: Deps) -> JobEvent | None:
+def preferred_wait(prefer: str | None) -> float | None:
+    """The `wait` preference of a Prefer header, capped at MAX_WAIT_S; None if absent."""
+    match = _PREFER_WAIT.search(prefer or "")
+    return min(float(match.group(1)), MAX_WAIT_S) if match else None
+
+
+async def _after_catching_up(job_id: str, changed: asyncio.Event, deps: Deps) -> JobEvent | None:
     """A job unknown here may be in flight: wait for its event or for ingestion to catch up."""
     timeout = deps.settings.not_found_wait_ms / 1000
     since = time.monotonic()
     waits = [
-        asyncio.create_task(deps.waiters.wait(job_id)),
+        asyncio.create_task(changed.wait()),
         asyncio.create_task(deps.ingestor.caught_up(since)),
     ]
     try:
@@ -123,3 +158,45 @@ async def readyz(deps: Deps) -> Health:
         raise ApiError(503, ErrorCode.UNAVAILABLE, "results ingestion has no partitions yet")
     await deps.store.ping()
     return Health(status="ready")
+
+
+@router.get(
+    "/metrics", response_class=PlainTextResponse, tags=["service"], summary="Prometheus metrics"
+)
+async def metrics(deps: Deps) -> PlainTextResponse:
+    ingestor = deps.ingestor
+    body = render(
+        [
+            (
+                "inferq_jobs_submitted_total",
+                "counter",
+                "jobs accepted by POST /v1/jobs",
+                deps.counters.submitted,
+            ),
+            (
+                "inferq_ingested_events_total",
+                "counter",
+                "job events read from the results topic",
+                ingestor.ingested,
+            ),
+            (
+                "inferq_ingest_skipped_total",
+                "counter",
+                "undecodable records on the results topic",
+                ingestor.skipped,
+            ),
+            (
+                "inferq_ingest_assigned",
+                "gauge",
+                "1 when ingestion has partitions",
+                float(ingestor.assigned),
+            ),
+            (
+                "inferq_waiting_jobs",
+                "gauge",
+                "jobs with requests waiting on them",
+                deps.waiters.watched,
+            ),
+        ]
+    )
+    return PlainTextResponse(body, media_type=CONTENT_TYPE)

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -13,6 +13,7 @@ from inferq.admin import ensure_topics
 from inferq.connections import aiokafka_options, producer_options
 from results_api.catalog import ModelCatalog
 from results_api.ingest import Ingestor
+from results_api.metrics import Counters
 from results_api.settings import ApiSettings
 from results_api.store import ResultStore, open_store
 from results_api.waiters import JobWaiters
@@ -26,6 +27,7 @@ class Services:
     catalog: ModelCatalog
     ingestor: Ingestor
     waiters: JobWaiters
+    counters: Counters = field(default_factory=Counters)
 
 
 @contextlib.asynccontextmanager

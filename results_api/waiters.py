@@ -1,28 +1,37 @@
-"""Wake request handlers waiting for news of a job, without polling the store."""
+"""Wake request handlers waiting for news of a job, without polling the store.
+
+Register first, then read the store, then wait: an event that lands between the read
+and the wait still wakes the handler.
+"""
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 
 
 class JobWaiters:
     def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-        self._counts: dict[str, int] = {}
+        self._watchers: dict[str, set[asyncio.Event]] = {}
 
-    async def wait(self, job_id: str) -> None:
-        """Wait until `notify` names `job_id` (bound it with `asyncio.timeout`)."""
-        event = self._events.setdefault(job_id, asyncio.Event())
-        self._counts[job_id] = self._counts.get(job_id, 0) + 1
+    @contextlib.contextmanager
+    def watch(self, job_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever `notify` names `job_id` while the block runs."""
+        event = asyncio.Event()
+        watchers = self._watchers.setdefault(job_id, set())
+        watchers.add(event)
         try:
-            await event.wait()
+            yield event
         finally:
-            self._counts[job_id] -= 1
-            if not self._counts[job_id]:
-                del self._counts[job_id]
-                del self._events[job_id]
+            watchers.discard(event)
+            if not watchers:
+                del self._watchers[job_id]
+
+    @property
+    def watched(self) -> int:
+        """Jobs someone is waiting for."""
+        return len(self._watchers)
 
     def notify(self, job_ids: Iterable[str]) -> None:
         for job_id in job_ids:
-            event = self._events.get(job_id)
-            if event is not None:
+            for event in self._watchers.get(job_id, ()):
                 event.set()

@@ -5,7 +5,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.rawbytes import RawError, pack, unpack
 
 
 class TensorError(ValueError):
@@ -83,6 +85,8 @@ class Tensor(BaseModel):
 
     model_config = ConfigDict(
         frozen=True,
+        ser_json_bytes="base64",
+        val_json_bytes="base64",
         json_schema_extra={
             "examples": [
                 {"name": "input", "datatype": "FP32", "shape": [1, 3], "data": [0.1, 0.2, 0.3]}
@@ -93,13 +97,27 @@ class Tensor(BaseModel):
     name: str = Field(min_length=1, max_length=256)
     datatype: Datatype
     shape: list[int] = Field(max_length=16)
-    data: list[Any]
+    data: list[Any] | None = Field(default=None, description="elements, row-major")
+    raw: bytes | None = Field(
+        default=None, description="or: the elements as little-endian bytes, base64 in JSON"
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "Tensor":
+        if (self.data is None) == (self.raw is None):
+            raise ValueError("a tensor has either `data` or `raw`")
+        return self
 
     def to_numpy(self) -> npt.NDArray[Any]:
         """The tensor as a numpy array of its datatype and shape; TensorError if they disagree."""
         if any(dim < 0 for dim in self.shape):
             raise TensorError(f"tensor '{self.name}': shape {self.shape} has a negative dimension")
         expected = int(np.prod(self.shape, dtype=np.int64))
+        if self.raw is not None:
+            try:
+                return unpack(self.raw, self.datatype.numpy_dtype, expected).reshape(self.shape)
+            except RawError as exc:
+                raise TensorError(f"tensor '{self.name}': shape {self.shape}: {exc}") from exc
         array = self._convert()
         if array.size != expected:
             raise TensorError(
@@ -110,6 +128,7 @@ class Tensor(BaseModel):
 
     def _convert(self) -> npt.NDArray[Any]:
         """The data as the datatype, refusing any conversion that would change a value."""
+        assert self.data is not None
         try:
             raw = np.asarray(self.data)
         except ValueError as exc:
@@ -129,9 +148,13 @@ class Tensor(BaseModel):
         )
 
     @classmethod
-    def from_numpy(cls, name: str, array: npt.ArrayLike) -> "Tensor":
+    def from_numpy(cls, name: str, array: npt.ArrayLike, *, binary: bool = False) -> "Tensor":
+        """A tensor of `array`: `binary` puts the elements in `raw` instead of `data`."""
         arr = np.asarray(array)
         datatype = Datatype.from_numpy(arr.dtype)
+        if binary:
+            raw = pack(arr, datatype.numpy_dtype)
+            return cls(name=name, datatype=datatype, shape=list(arr.shape), raw=raw)
         flat = arr.ravel()
         if datatype is Datatype.BYTES:
             data: list[Any] = [_text(item) for item in flat]

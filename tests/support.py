@@ -15,6 +15,7 @@ import onnxruntime as ort
 from inferq.devbroker import free_port
 from results_api.server import serve
 from results_api.settings import ApiSettings
+from schemas import Tensor
 from worker import Worker, WorkerSettings
 
 T = TypeVar("T")
@@ -106,5 +107,6 @@ def run_onnx(repo: Path, model: str, features: npt.NDArray[np.float32]) -> list[
 
 
 def output(job: dict[str, Any], name: str) -> npt.NDArray[Any]:
+    """An output of a job as the API returned it, in either tensor form."""
     tensor = next(t for t in job["outputs"] if t["name"] == name)
-    return np.asarray(tensor["data"]).reshape(tensor["shape"])
+    return Tensor.model_validate(tensor).to_numpy()

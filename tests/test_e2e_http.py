@@ -103,3 +103,47 @@ async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
     missing = await api.get("/v2/nothing")
     assert missing.status_code == 404
     assert missing.json() == {"error": {"code": "not_found", "message": "Not Found"}}
+
+
+async def test_long_poll_returns_once_the_job_is_terminal(api: httpx.AsyncClient) -> None:
+    features, _ = dataset("breast_cancer")
+    job_id = (await api.post("/v1/jobs", json=body("breast_cancer", features[:1]))).json()["job_id"]
+    waited = await api.get(f"/v1/jobs/{job_id}", params={"wait": 30}, timeout=40)
+    assert waited.status_code == 200
+    assert waited.json()["status"] == "succeeded"  # back before the wait ran out
+
+    other = (await api.post("/v1/jobs", json=body("breast_cancer", features[1:2]))).json()
+    preferred = await api.get(
+        f"/v1/jobs/{other['job_id']}", headers={"Prefer": "respond-async, wait=30"}, timeout=40
+    )
+    assert preferred.json()["status"] == "succeeded"
+    assert preferred.headers["preference-applied"] == "wait=30"
+
+
+async def test_long_poll_limits(api: httpx.AsyncClient) -> None:
+    too_long = await api.get("/v1/jobs/x", params={"wait": 61})
+    assert too_long.status_code == 422
+    assert too_long.json()["error"]["code"] == "invalid_request"
+    assert too_long.json()["error"]["message"].startswith("query.wait: ")
+    unknown = await api.get("/v1/jobs/unknown-job", params={"wait": 1})
+    assert unknown.status_code == 404
+
+
+async def test_binary_tensors_over_http(api: httpx.AsyncClient, model_repo: Path) -> None:
+    features, _ = dataset("diabetes")
+    tensor = Tensor.from_numpy("input", features[:2], binary=True)
+    response = await api.post(
+        "/v1/jobs", json={"model": "diabetes", "inputs": [tensor.model_dump(mode="json")]}
+    )
+    job = await wait_terminal(api, response.json()["job_id"])
+    assert job["outputs"][0]["raw"]  # results mirror the request's form
+    expected = np.maximum(run_onnx(model_repo, "diabetes", features[:2])[0], 0)
+    np.testing.assert_allclose(output(job, "variable"), expected, atol=1e-5)
+
+
+async def test_metrics_count_submissions(api: httpx.AsyncClient) -> None:
+    features, _ = dataset("breast_cancer")
+    await api.post("/v1/jobs", json=body("breast_cancer", features[:1]))
+    text = (await api.get("/metrics")).text
+    assert "inferq_jobs_submitted_total 1\n" in text
+    assert "inferq_ingest_assigned 1\n" in text

@@ -206,7 +206,7 @@ def test_queued_event_copies_the_request() -> None:
             None,
             "invalid_request",
             "model: Field required; inputs.0.name: Field required; "
-            "inputs.0.datatype: Field required; and 2 more",
+            "inputs.0.datatype: Field required; and 1 more",
         ),
         (
             VALID_BODY,
@@ -299,3 +299,41 @@ def test_topics() -> None:
         "acme.dlq",
         "acme.workers.m",
     )
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(6, dtype=np.float32).reshape(2, 3),
+        np.array([[1, -2]], dtype=np.int64),
+        np.array([True, False]),
+        np.array([0.5], dtype=np.float16),
+        np.array(["héllo", "", "x"]),
+    ],
+)
+def test_binary_tensors_round_trip_through_json(array: np.ndarray[Any, Any]) -> None:
+    tensor = Tensor.from_numpy("x", array, binary=True)
+    assert tensor.data is None
+    again = Tensor.model_validate_json(tensor.model_dump_json(exclude_none=True))
+    assert again.raw == tensor.raw
+    got = again.to_numpy()
+    assert got.shape == array.shape
+    assert got.tolist() == array.tolist()
+
+
+def test_binary_tensor_errors() -> None:
+    short = Tensor(name="x", datatype=Datatype.FP32, shape=[2], raw=b"\x00" * 7)
+    with pytest.raises(TensorError) as caught:
+        short.to_numpy()
+    assert (
+        str(caught.value) == "tensor 'x': shape [2]: 2 elements of 4 bytes need 8 bytes, raw has 7"
+    )
+    cut = Tensor(name="s", datatype=Datatype.BYTES, shape=[1], raw=b"\x05\x00\x00\x00ab")
+    with pytest.raises(TensorError) as caught:
+        cut.to_numpy()
+    assert (
+        str(caught.value) == "tensor 's': shape [1]: raw BYTES element 0 needs 5 bytes past the end"
+    )
+    for fields in ({}, {"data": [1.0], "raw": b"\x00" * 4}):
+        with pytest.raises(ValueError, match="a tensor has either `data` or `raw`"):
+            Tensor.model_validate({"name": "x", "datatype": "FP32", "shape": [1], **fields})

@@ -163,37 +163,28 @@ async def test_a_store_that_is_not_open(tmp_path: Path) -> None:
     await closed.close()
 
 
-async def test_wait_returns_when_notified() -> None:
+async def test_a_watcher_is_woken_by_notify() -> None:
     waiters = JobWaiters()
-    asyncio.get_running_loop().call_soon(waiters.notify, ["other", "j1"])
-    async with asyncio.timeout(BOUND_S):
-        await waiters.wait("j1")  # registers before the loop runs the notify callback
+    with waiters.watch("j1") as changed:
+        assert waiters.watched == 1
+        asyncio.get_running_loop().call_soon(waiters.notify, ["other", "j1"])
+        async with asyncio.timeout(BOUND_S):
+            await changed.wait()
+    assert waiters.watched == 0
 
 
-async def test_notify_wakes_every_waiter_of_that_job_only() -> None:
+async def test_notify_wakes_every_watcher_of_that_job_only() -> None:
     waiters = JobWaiters()
-    a1, a2, b = (asyncio.create_task(waiters.wait(job_id)) for job_id in ("a", "a", "b"))
-    asyncio.get_running_loop().call_soon(waiters.notify, ["a", "unknown"])
-    async with asyncio.timeout(BOUND_S):
-        done, pending = await asyncio.wait([a1, a2, b], return_when=asyncio.FIRST_COMPLETED)
-    assert (done, pending) == ({a1, a2}, {b})
-    waiters.notify(["b"])
-    async with asyncio.timeout(BOUND_S):
-        await b
-    assert (waiters._events, waiters._counts) == ({}, {})  # nothing left behind
+    with waiters.watch("a") as a1, waiters.watch("a") as a2, waiters.watch("b") as b:
+        waiters.notify(["a", "unknown"])
+        assert (a1.is_set(), a2.is_set(), b.is_set()) == (True, True, False)
+        assert waiters.watched == 2
+    assert waiters.watched == 0  # nothing left behind
 
 
-async def test_a_cancelled_wait_leaves_nothing_behind() -> None:
+async def test_a_notify_before_the_wait_is_not_lost() -> None:
     waiters = JobWaiters()
-    task = asyncio.create_task(waiters.wait("c"))
-    seen: list[dict[str, int]] = []
-
-    def cancel() -> None:
-        seen.append(dict(waiters._counts))  # the task has started waiting
-        task.cancel()
-
-    asyncio.get_running_loop().call_soon(cancel)
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert seen == [{"c": 1}]
-    assert (waiters._events, waiters._counts) == ({}, {})
+    with waiters.watch("c") as changed:
+        waiters.notify(["c"])  # lands between registering and waiting
+        async with asyncio.timeout(BOUND_S):
+            await changed.wait()

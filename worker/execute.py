@@ -44,7 +44,9 @@ def _succeeded(
         status=JobStatus.SUCCEEDED,
         model=job.model.name,
         model_version=job.model.version,
-        outputs=[Tensor.from_numpy(name, value) for name, value in outputs.items()],
+        outputs=[
+            Tensor.from_numpy(name, value, binary=job.binary) for name, value in outputs.items()
+        ],
         timings=Timings(queued_ms=queued_ms, inference_ms=ms, batch_size=size),
         worker=worker,
         submitted_at=request.submitted_at,

@@ -40,6 +40,11 @@ class Job:
         )
 
     @property
+    def binary(self) -> bool:
+        """Results mirror the request: raw bytes if any input came as raw bytes."""
+        return any(tensor.raw is not None for tensor in self.request.inputs)
+
+    @property
     def rows(self) -> int:
         first = next(iter(self.arrays.values()))
         return int(first.shape[0]) if first.ndim else 1
