@@ -9,17 +9,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
-import numpy as np
-
-from inferq.demo_models import build_demo_models
 from inferq.signals import stop_on_signals
-from inferq.stack import local_stack
-from producer import Client, SubmitError
-from results_api.server import serve
-from results_api.settings import ApiSettings
 from schemas import Datatype
-from worker import Worker, WorkerSettings
+
+# Each command imports what it runs, so that a worker process never loads the web stack
+# and the API never loads ONNX Runtime.
 
 log = logging.getLogger("inferq")
 
@@ -35,6 +29,8 @@ def _until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) ->
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    from inferq.stack import local_stack
+
     async def main(stop: asyncio.Event) -> None:
         async with local_stack(
             args.models, api_port=args.api_port, broker_port=args.broker_port, store=args.store
@@ -50,20 +46,34 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from worker import Worker, WorkerSettings
+    from worker.processes import run_processes
+
     overrides: dict[str, Any] = {}
     if args.model:
         overrides["models"] = args.model
-    worker = Worker(WorkerSettings(**overrides))
-    return _until_signal(worker.run)
+    if args.processes is not None:
+        overrides["processes"] = args.processes
+    settings = WorkerSettings(**overrides)
+    if settings.processes > 1:
+        return run_processes(settings, settings.processes)
+    return _until_signal(Worker(settings).run)
 
 
 def cmd_api(args: argparse.Namespace) -> int:
+    from results_api.server import serve
+    from results_api.settings import ApiSettings
+
     overrides = {k: v for k, v in (("port", args.port), ("host", args.host)) if v is not None}
     settings = ApiSettings(**overrides)
     return _until_signal(lambda stop: serve(settings, stop))
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from producer import Client, SubmitError
+
     inputs: dict[str, Any] = {}
     for item in args.input:
         name, sep, data = item.partition("=")
@@ -82,12 +92,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    import httpx
+
     response = httpx.get(f"{args.api.rstrip('/')}/v1/jobs/{args.job_id}", timeout=30)
     print(json.dumps(response.json(), indent=2))
     return 0 if response.status_code == 200 else 1
 
 
 def cmd_build_demo(args: argparse.Namespace) -> int:
+    from inferq.demo_models import build_demo_models
+
     for path in build_demo_models(args.dir):
         print(path)
     return 0
@@ -113,6 +127,7 @@ def parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run a worker (settings from INFERQ_* variables)")
     worker.add_argument("--model", action="append", help="serve this model (repeatable)")
+    worker.add_argument("--processes", type=int, help="worker processes (INFERQ_PROCESSES)")
     worker.set_defaults(func=cmd_worker)
 
     api = sub.add_parser("api", help="run the results API (settings from INFERQ_* variables)")

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from results_api.store import StoreError
 from schemas import ErrorCode, ErrorInfo
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,11 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers)
 
 
+async def _store_error(_: Request, exc: Exception) -> JSONResponse:
+    log.error("store: %s", exc)
+    return error_response(500, ErrorCode.INTERNAL, str(exc))
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, ErrorCode.INTERNAL, "internal error; see the service log")
@@ -85,4 +91,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(Exception, _unexpected)

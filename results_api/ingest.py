@@ -14,9 +14,9 @@ from aiokafka.errors import KafkaError
 
 from inferq.connections import consumer_options
 from results_api.settings import ApiSettings
-from results_api.store import ResultStore
+from results_api.store import Encoded, ResultStore
 from results_api.waiters import JobWaiters
-from schemas import DecodeError, JobEvent, decode_event
+from schemas import DecodeError, decode_event_head, supersedes
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +55,20 @@ class Ingestor:
                     self._progress.notify_all()
             return
         events = [e for records in fetched.values() for e in self._decode(records)]
-        await self._store.apply(events)
+        await self._store.apply_encoded(winners(events))
         self.ingested += len(events)
-        self._waiters.notify(e.job_id for e in events)
+        self._waiters.notify(job_id for job_id, _, _ in events)
         try:
             await consumer.commit({tp: records[-1].offset + 1 for tp, records in fetched.items()})
         except KafkaError as exc:
             log.warning("ingest commit failed (%s); events will be applied again", exc)
 
-    def _decode(self, records: list[Any]) -> list[JobEvent]:
-        events = []
+    def _decode(self, records: list[Any]) -> list[Encoded]:
+        events: list[Encoded] = []
         for record in records:
             try:
-                events.append(decode_event(record.value, record.headers))
+                head = decode_event_head(record.value, record.headers)
+                events.append((head.job_id, head.status, record.value))
             except DecodeError as exc:
                 self.skipped += 1
                 log.error(
@@ -83,3 +84,14 @@ class Ingestor:
         """Wait until ingestion has reached the log end as of `since` (a monotonic time)."""
         async with self._progress:
             await self._progress.wait_for(lambda: self._caught_up_at >= since)
+
+
+def winners(events: list[Encoded]) -> list[Encoded]:
+    """Per job, the one event of a fetch that the store would keep (a burst often brings a
+    job's queued and terminal events together: only the terminal one is written)."""
+    best: dict[str, Encoded] = {}
+    for event in events:
+        kept = best.get(event[0])
+        if kept is None or supersedes(event[1], kept[1]):
+            best[event[0]] = event
+    return list(best.values())

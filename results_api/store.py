@@ -11,7 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from schemas import JobEvent
+from pydantic import ValidationError
+
+from schemas import JobEvent, JobStatus
 from schemas.status import TERMINAL_RANK, rank
 
 SQLITE_PREFIX = "sqlite://"
@@ -23,9 +25,16 @@ class StoreError(ValueError):
     pass
 
 
+# What the store keeps of an event: its job, its state, and its JSON as it travelled.
+Encoded = tuple[str, JobStatus, bytes]
+
+
 class ResultStore(Protocol):
     async def apply(self, events: Iterable[JobEvent]) -> None:
         """Record events; a job keeps its most advanced state (schemas.status.supersedes)."""
+
+    async def apply_encoded(self, events: Iterable[Encoded]) -> None:
+        """`apply` for events whose JSON is at hand (as read from the results topic)."""
 
     async def get(self, job_id: str) -> JobEvent | None: ...
 
@@ -38,7 +47,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     rank INTEGER NOT NULL,
-    doc TEXT NOT NULL
+    doc BLOB NOT NULL
 )
 """
 
@@ -89,22 +98,32 @@ class SQLiteStore:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     async def apply(self, events: Iterable[JobEvent]) -> None:
-        rows = [(e.job_id, rank(e.status), e.model_dump_json(exclude_none=True)) for e in events]
+        await self.apply_encoded(
+            (e.job_id, e.status, e.model_dump_json(exclude_none=True).encode()) for e in events
+        )
+
+    async def apply_encoded(self, events: Iterable[Encoded]) -> None:
+        rows = [(job_id, rank(status), doc) for job_id, status, doc in events]
         if rows:
             await self._call(lambda: self._write(rows))
 
-    def _write(self, rows: list[tuple[str, int, str]]) -> None:
+    def _write(self, rows: list[tuple[str, int, bytes]]) -> None:
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany(_UPSERT, rows)
 
     async def get(self, job_id: str) -> JobEvent | None:
-        def read() -> str | None:
+        def read() -> bytes | None:
             row = self.db.execute("SELECT doc FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-            return None if row is None else str(row[0])
+            return None if row is None else bytes(row[0])
 
         doc = await self._call(read)
-        return None if doc is None else JobEvent.model_validate_json(doc)
+        if doc is None:
+            return None
+        try:
+            return JobEvent.model_validate_json(doc)
+        except ValidationError as exc:
+            raise StoreError(f"the stored event of job {job_id!r} is not readable: {exc}") from exc
 
     async def ping(self) -> None:
         await self._call(lambda: self.db.execute("SELECT 1").fetchone())

@@ -7,7 +7,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from schemas.errors import ErrorCode
-from schemas.messages import SCHEMA_VERSION, InferenceRequest, JobEvent
+from schemas.messages import SCHEMA_VERSION, EventHead, InferenceRequest, JobEvent
 
 HEADER_CONTENT_TYPE = "content-type"
 HEADER_SCHEMA_VERSION = "inferq-schema-version"
@@ -34,7 +34,7 @@ class DecodeError(ValueError):
         self.message = message
 
 
-def _headers() -> Headers:
+def json_headers() -> Headers:
     return [
         (HEADER_CONTENT_TYPE, CONTENT_TYPE_JSON),
         (HEADER_SCHEMA_VERSION, str(SCHEMA_VERSION).encode()),
@@ -45,7 +45,7 @@ def _encode(key: str, message: BaseModel) -> KafkaRecord:
     return KafkaRecord(
         key=key.encode(),
         value=message.model_dump_json(exclude_none=True).encode(),
-        headers=_headers(),
+        headers=json_headers(),
     )
 
 
@@ -128,3 +128,8 @@ def decode_request(value: bytes | None, headers: Headers | None = None) -> Infer
 
 def decode_event(value: bytes | None, headers: Headers | None = None) -> JobEvent:
     return _decode(JobEvent, value, headers)
+
+
+def decode_event_head(value: bytes | None, headers: Headers | None = None) -> EventHead:
+    """Only the job id and status of an event: what a store needs to order events."""
+    return _decode(EventHead, value, headers)

@@ -60,6 +60,9 @@ class Timings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     queued_ms: float = Field(description="from submit until the worker started the batch")
+    batch_wait_ms: float = Field(
+        default=0.0, description="part of queued_ms spent in the batcher, waiting for a batch"
+    )
     inference_ms: float = Field(description="ONNX Runtime time of the batch this job ran in")
     batch_size: int = Field(description="jobs in that batch")
 
@@ -96,3 +99,13 @@ class JobEvent(BaseModel):
             submitted_at=request.submitted_at,
             metadata=request.metadata,
         )
+
+
+class EventHead(BaseModel):
+    """The part of a JobEvent that orders it: read without validating outputs."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    schema_version: int = SCHEMA_VERSION
+    job_id: str
+    status: JobStatus

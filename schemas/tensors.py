@@ -1,11 +1,12 @@
 """Open Inference Protocol (KServe v2) tensors and their numpy conversions."""
 
+from base64 import b64encode
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
 from schemas.rawbytes import RawError, pack, unpack
 
@@ -37,10 +38,10 @@ class Datatype(StrEnum):
     def from_numpy(cls, dtype: np.dtype[Any]) -> "Datatype":
         if dtype.kind in "USO":
             return cls.BYTES
-        for datatype, name in _NUMPY.items():
-            if datatype is not cls.BYTES and np.dtype(name) == dtype:
-                return datatype
-        raise TensorError(f"numpy dtype {dtype} has no Open Inference Protocol datatype")
+        found = _FROM_NUMPY.get(dtype)
+        if found is None:
+            raise TensorError(f"numpy dtype {dtype} has no Open Inference Protocol datatype")
+        return found
 
 
 _NUMPY: dict[Datatype, str] = {
@@ -58,6 +59,7 @@ _NUMPY: dict[Datatype, str] = {
     Datatype.FP64: "float64",
     Datatype.BYTES: "object",
 }
+_FROM_NUMPY = {np.dtype(name): d for d, name in _NUMPY.items() if d is not Datatype.BYTES}
 
 
 _INTEGER = "iu"
@@ -101,6 +103,10 @@ class Tensor(BaseModel):
     raw: bytes | None = Field(
         default=None, description="or: the elements as little-endian bytes, base64 in JSON"
     )
+
+    @field_serializer("raw", when_used="json-unless-none")
+    def _standard_base64(self, raw: bytes) -> str:
+        return b64encode(raw).decode()  # pydantic would write URL-safe base64; both are read
 
     @model_validator(mode="after")
     def _one_form(self) -> "Tensor":

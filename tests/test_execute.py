@@ -11,7 +11,16 @@ import pytest
 from onnx import TensorProto, helper
 
 from inferq.demo_models import dataset
-from schemas import Datatype, ErrorCode, ErrorInfo, InferenceRequest, JobEvent, JobStatus, Tensor
+from schemas import (
+    Datatype,
+    ErrorCode,
+    ErrorInfo,
+    InferenceRequest,
+    JobEvent,
+    JobStatus,
+    Tensor,
+    decode_event,
+)
 from schemas import encode_request as encode
 from worker.batcher import Batcher
 from worker.config import Clamp, ConfigError, ModelConfig
@@ -231,6 +240,11 @@ def rows(groups: list[list[Job]]) -> list[list[int]]:
     return [[j.rows for j in group] for group in groups]
 
 
+def events_of(jobs: list[Job], worker: str) -> list[JobEvent]:
+    """Run a batch and read back the result records it makes."""
+    return [decode_event(record.value) for record in run_batch(jobs, worker)]
+
+
 async def batches(jobs: list[Job], max_batch_size: int) -> list[list[Job]]:
     """What a batcher makes of `jobs` put at once, with no batch closed by its wait."""
     batcher: Batcher[Job] = Batcher(max_batch_size, max_wait_ms=60_000, capacity=len(jobs))
@@ -281,10 +295,10 @@ def test_run_batch_matches_running_each_job_alone(
     demo: ModelRepository, model: str, data: Array
 ) -> None:
     jobs = [job(demo.get(model), input=data[a:b]) for a, b in ((0, 1), (1, 3), (3, 6))]
-    events = run_batch(jobs, "w")
+    events = events_of(jobs, "w")
     assert [e.job_id for e in events] == [j.request.job_id for j in jobs]
     for j, event in zip(jobs, events, strict=True):
-        (alone,) = run_batch([j], "w")
+        (alone,) = events_of([j], "w")
         assert event.status is JobStatus.SUCCEEDED
         assert (event.model, event.model_version, event.worker) == (model, "1", "w")
         assert event.timings is not None
@@ -301,7 +315,7 @@ async def test_a_failing_job_does_not_fail_its_batch(toys: ModelRepository) -> N
     gather = toys.get("gather")
     jobs = [job(gather, idx=np.array([i], dtype=np.int64)) for i in (0, 5, 2)]
     assert (await batches(jobs, 8)) == [jobs]
-    good1, bad, good2 = run_batch(jobs, "w")
+    good1, bad, good2 = events_of(jobs, "w")
     assert [good1.status, bad.status, good2.status] == ["succeeded", "failed", "succeeded"]
     assert (outputs(good1)["value"].tolist(), outputs(good2)["value"].tolist()) == ([10.0], [30.0])
     assert good1.timings is not None
@@ -315,6 +329,6 @@ async def test_a_failing_job_does_not_fail_its_batch(toys: ModelRepository) -> N
 def test_outputs_without_a_batch_dimension_run_job_by_job(toys: ModelRepository) -> None:
     total = toys.get("total")
     a, b = job(total, x=np.ones((1, 2), np.float32)), job(total, x=np.ones((3, 2), np.float32))
-    events = run_batch([a, b], "w")
+    events = events_of([a, b], "w")
     assert [outputs(e)["y"].tolist() for e in events] == [[[1.0, 1.0]], [[3.0, 3.0]]]
     assert [e.timings.batch_size if e.timings else None for e in events] == [1, 1]

@@ -5,12 +5,14 @@ A batch that fails is retried job by job, so one bad job cannot fail its neighbo
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
-from schemas import ErrorCode, JobEvent, JobStatus, Tensor, Timings, utcnow
+from schemas import ErrorCode, KafkaRecord, Timings, encode_event, utcnow
 from worker.jobs import Job, failed_event
+from worker.results import succeeded_record
 from worker.runtime import Arrays
 
 log = logging.getLogger(__name__)
@@ -34,51 +36,48 @@ def _split(outputs: Arrays, jobs: list[Job]) -> list[Arrays]:
     return [{name: pieces[name][i] for name in outputs} for i in range(len(jobs))]
 
 
-def _succeeded(
-    job: Job, outputs: Arrays, started: datetime, ms: float, size: int, worker: str
-) -> JobEvent:
-    request = job.request
-    queued_ms = max(0.0, (started - request.submitted_at).total_seconds() * 1000)
-    return JobEvent(
-        job_id=request.job_id,
-        status=JobStatus.SUCCEEDED,
-        model=job.model.name,
-        model_version=job.model.version,
-        outputs=[
-            Tensor.from_numpy(name, value, binary=job.binary) for name, value in outputs.items()
-        ],
-        timings=Timings(queued_ms=queued_ms, inference_ms=ms, batch_size=size),
-        worker=worker,
-        submitted_at=request.submitted_at,
-        completed_at=utcnow(),
-        metadata=request.metadata,
-    )
+@dataclass(frozen=True, slots=True)
+class _Run:
+    started: datetime  # wall clock, comparable with the submit time of another process
+    began: float  # monotonic, comparable with the time a job entered the batcher
+    inference_ms: float
+    size: int
+
+    def timings(self, job: Job) -> Timings:
+        queued_ms = (self.started - job.request.submitted_at).total_seconds() * 1000
+        waited_ms = 0.0 if job.enqueued is None else (self.began - job.enqueued) * 1000
+        return Timings.model_construct(
+            queued_ms=max(0.0, queued_ms),
+            batch_wait_ms=max(0.0, waited_ms),
+            inference_ms=self.inference_ms,
+            batch_size=self.size,
+        )
 
 
-def run_batch(jobs: list[Job], worker: str) -> list[JobEvent]:
-    """Run one batch of compatible jobs; every job gets exactly one terminal event."""
+def run_batch(jobs: list[Job], worker: str) -> list[KafkaRecord]:
+    """Run one batch of compatible jobs; every job gets exactly one terminal result record."""
     started = utcnow()
-    t0 = time.perf_counter()
+    began = time.monotonic()
     try:
         per_job = _split(jobs[0].model.run(_merge(jobs)), jobs)
-        ms = (time.perf_counter() - t0) * 1000
+        run = _Run(started, began, (time.monotonic() - began) * 1000, len(jobs))
+        completed = utcnow()
         return [
-            _succeeded(job, out, started, ms, len(jobs), worker)
+            succeeded_record(job, out, run.timings(job), worker, completed)
             for job, out in zip(jobs, per_job, strict=True)
         ]
     except Exception as exc:
         if len(jobs) > 1:
             log.warning("batch of %d failed (%s); retrying job by job", len(jobs), exc)
-            return [event for job in jobs for event in run_batch([job], worker)]
-        log.warning("job %s failed: %s", jobs[0].request.job_id, exc)
+            return [record for job in jobs for record in run_batch([job], worker)]
         job = jobs[0]
-        message = f"model {job.model.name} failed: {exc}"
+        log.warning("job %s failed: %s", job.request.job_id, exc)
         event = failed_event(
             job.request.job_id,
             ErrorCode.INFERENCE_ERROR,
-            message,
+            f"model {job.model.name} failed: {exc}",
             worker=worker,
             request=job.request,
             model_version=job.model.version,
         )
-        return [event]
+        return [encode_event(event)]

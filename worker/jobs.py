@@ -29,6 +29,7 @@ class Job:
     model: LoadedModel
     arrays: Arrays
     origin: tuple[Any, int] | None = None  # (partition, offset) of the record it came from
+    enqueued: float | None = None  # monotonic time it entered the batcher
 
     @property
     def signature(self) -> tuple[Any, ...]:

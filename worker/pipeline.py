@@ -8,18 +8,20 @@ committed only once the results of every record up to it are acknowledged.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from schemas import ErrorCode, encode_event
+from inferq.batches import Outgoing
+from schemas import ErrorCode
 from schemas.codec import KafkaRecord
 from schemas.topics import Topics
 from worker.batcher import Batcher
-from worker.delivery import Delivery, Outgoing, dead_letter, encoded
+from worker.delivery import Delivery, dead_letter, encoded
 from worker.execute import run_batch
 from worker.jobs import Job, Rejected, failed_event, job_id_from_key, prepare
 from worker.offsets import OffsetTracker
@@ -103,6 +105,7 @@ class ModelPipeline:
         prepared = self._prepare(record)
         if isinstance(prepared, Job):
             prepared.origin = origin
+            prepared.enqueued = time.monotonic()
             await self.batcher.put(prepared)
             return
         log.warning(
@@ -138,7 +141,7 @@ class ModelPipeline:
         results = self.topics.results
         while (batch := await self.batcher.get()) is not None:
             records: list[KafkaRecord] = await loop.run_in_executor(
-                self.executor, _run_and_encode, batch, worker
+                self.executor, run_batch, batch, worker
             )
             origins = [job.origin for job in batch if job.origin is not None]
             await self.delivery.send([(results, r) for r in records], origins)
@@ -163,7 +166,3 @@ class ModelPipeline:
             log.warning("commit failed (%s): these jobs may run again elsewhere", exc)
             return
         self.tracker.committed(offsets)
-
-
-def _run_and_encode(batch: Iterable[Job], worker: str) -> list[KafkaRecord]:
-    return [encode_event(event) for event in run_batch(list(batch), worker)]

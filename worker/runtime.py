@@ -33,6 +33,9 @@ _ORT_TYPES: dict[str, Datatype] = {
 }
 
 
+_MAX_LAYOUTS = 1024  # input layouts (names, dtypes, trailing dims) remembered as valid
+
+
 class InputError(ValueError):
     """Inputs that do not fit the model's signature."""
 
@@ -109,12 +112,23 @@ class LoadedModel:
             for node in self.session.get_inputs()
         }
         self.output_names = [node.name for node in self.session.get_outputs()]
+        self._valid_layouts: set[tuple[Any, ...]] = set()
 
     @property
     def batchable(self) -> bool:
         return all(spec.batchable for spec in self.inputs.values())
 
     def validate(self, arrays: Arrays) -> None:
+        """InputError unless `arrays` fit the model's inputs; a fitting layout is remembered."""
+        rows = 1 if self.batchable else 0  # a fixed first dimension is part of the layout
+        layout = tuple((n, a.dtype.str, a.shape[rows:], a.ndim) for n, a in arrays.items())
+        if layout in self._valid_layouts:
+            return
+        self._check(arrays)
+        if len(self._valid_layouts) < _MAX_LAYOUTS:
+            self._valid_layouts.add(layout)
+
+    def _check(self, arrays: Arrays) -> None:
         missing = sorted(set(self.inputs) - set(arrays))
         extra = sorted(set(arrays) - set(self.inputs))
         if missing or extra:

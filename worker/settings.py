@@ -19,6 +19,9 @@ class WorkerSettings(KafkaSettings):
         default_factory=list, description="models to serve; empty serves every model in the repo"
     )
     worker_name: str = Field(default_factory=_default_name)
+    processes: int = Field(
+        default=1, ge=1, le=256, description="worker processes `inferq worker` starts"
+    )
     max_batch_size: int = Field(default=64, ge=1, le=65_536, description="rows per ORT call")
     max_wait_ms: float = Field(
         default=2.0,

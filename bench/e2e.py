@@ -1,0 +1,262 @@
+"""End to end: broker, worker process(es) and the results API on this machine; jobs sent
+through the SDK; results read back by job id. Prints one JSON line per run.
+
+    python -m bench.e2e --model breast_cancer --jobs 100000              # burst
+    python -m bench.e2e --model breast_cancer --jobs 3000 --rate 100     # fixed rate
+
+Latency is from `submit` to the result: in burst mode, to its arrival on the results
+topic (a lower bound of "readable"; throughput counts until the API has ingested every
+result); at a fixed rate, to the answer of a long-poll `GET /v1/jobs/{id}?wait=30` sent
+right after submit, i.e. readable through the API.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic_core import from_json
+
+from bench.payloads import make_inputs
+from bench.processes import Stack, start_stack
+from bench.raw import measure
+from producer import AsyncClient, ProducerSettings
+
+TERMINAL = {"succeeded", "failed", "expired", "cancelled"}
+
+
+class Watcher:
+    """Reads the results topic and notes when each job's terminal event arrived."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.arrived: dict[str, float] = {}
+        self.events: dict[str, dict[str, Any]] = {}
+        self._topic = topic
+        # No group: a busy bench loop must not miss heartbeats and lose its partitions.
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=5,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+        self._wanted = 0
+        self.complete = asyncio.Event()
+
+    async def run(self) -> None:
+        await self._consumer.start()
+        try:
+            partitions = self._consumer.partitions_for_topic(self._topic) or set()
+            assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+            self._consumer.assign(assigned)
+            await self._consumer.seek_to_beginning(*assigned)
+            while True:
+                batch = await self._consumer.getmany(timeout_ms=100, max_records=10_000)
+                now = time.monotonic()
+                for records in batch.values():
+                    for record in records:
+                        self._note(record, now)
+        finally:
+            await self._consumer.stop()
+
+    def _note(self, record: Any, now: float) -> None:
+        event = from_json(record.value)  # cheaper than models: the bench shares the cores
+        job_id = event["job_id"]
+        if event["status"] in TERMINAL and job_id not in self.arrived:
+            self.arrived[job_id] = now
+            self.events[job_id] = event
+            if self._wanted and len(self.arrived) >= self._wanted:
+                self.complete.set()
+
+    async def wait(self, seconds: float) -> None:
+        """Until every expected job arrived; fails with the count if not in time."""
+        try:
+            await asyncio.wait_for(self.complete.wait(), seconds)
+        except TimeoutError:
+            raise TimeoutError(f"{len(self.arrived)} of {self._wanted} results seen") from None
+
+    def expect(self, count: int) -> None:
+        self._wanted = count
+        if len(self.arrived) >= count:
+            self.complete.set()
+
+
+async def ingested(http: httpx.AsyncClient) -> float:
+    text = (await http.get("/metrics")).text
+    line = next(x for x in text.splitlines() if x.startswith("inferq_ingested_events_total "))
+    return float(line.split()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def warm_up(client: AsyncClient, http: httpx.AsyncClient, model: str, rows: int) -> None:
+    """Until a job comes back: the worker has its partitions and its sessions are warm."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job_id = await client.submit(model, make_inputs(model, 1, rows))
+        await client.flush()
+        job = (await http.get(f"/v1/jobs/{job_id}", params={"wait": 10}, timeout=20)).json()
+        if job.get("status") == "succeeded":
+            return
+        if job.get("status") in TERMINAL:
+            raise RuntimeError(f"warm-up job failed: {job}")
+    raise RuntimeError("the worker did not answer within 120 s")
+
+
+async def burst(
+    args: argparse.Namespace, client: AsyncClient, http: httpx.AsyncClient, watcher: Watcher
+) -> dict[str, Any]:
+    inputs = [make_inputs(args.model, i, args.rows) for i in range(min(args.jobs, 1000))]
+    base = await ingested(http)
+    seen_before = len(watcher.arrived)
+    submitted: dict[str, float] = {}
+    cpu0 = time.process_time()
+    start = time.monotonic()
+    for i in range(args.jobs):
+        job_id = await client.submit(args.model, inputs[i % len(inputs)])
+        submitted[job_id] = time.monotonic()
+    await client.flush()
+    sent = time.monotonic()
+    client_cpu = time.process_time() - cpu0
+    watcher.expect(seen_before + args.jobs)
+    await watcher.wait(args.timeout)
+    deadline = time.monotonic() + args.timeout
+    while True:  # every job has a queued and a terminal event to ingest
+        if await ingested(http) >= base + 2 * args.jobs:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError("the API did not ingest every result in time")
+        await asyncio.sleep(0.05)
+    readable = time.monotonic()
+    latencies = [(watcher.arrived[j] - t) * 1000 for j, t in submitted.items()]
+    return {
+        "jobs_per_s": round(args.jobs / (readable - start), 1),
+        "submit_per_s": round(args.jobs / (sent - start), 1),
+        "client_cpu_share": round(client_cpu / (readable - start), 2),
+        "latency_to": "results topic",
+        **summary(latencies, [watcher.events[j] for j in submitted]),
+    }
+
+
+async def fixed_rate(
+    args: argparse.Namespace, client: AsyncClient, http: httpx.AsyncClient, watcher: Watcher
+) -> dict[str, Any]:
+    inputs = [make_inputs(args.model, i, args.rows) for i in range(min(args.jobs, 1000))]
+    latencies: list[float] = []
+    polls: set[asyncio.Task[None]] = set()
+
+    async def poll(job_id: str, at: float) -> None:
+        job = (await http.get(f"/v1/jobs/{job_id}", params={"wait": 30}, timeout=40)).json()
+        if job.get("status") in TERMINAL:
+            latencies.append((time.monotonic() - at) * 1000)
+
+    start = time.monotonic()
+    for i in range(args.jobs):
+        await asyncio.sleep(max(0.0, start + i / args.rate - time.monotonic()))
+        at = time.monotonic()
+        job_id = await client.submit(args.model, inputs[i % len(inputs)])
+        task = asyncio.create_task(poll(job_id, at))
+        polls.add(task)
+        task.add_done_callback(polls.discard)
+    await client.flush()
+    await asyncio.gather(*list(polls))
+    elapsed = time.monotonic() - start
+    events = [e for e in watcher.events.values() if e.get("model") == args.model]
+    return {
+        "jobs_per_s": round(args.jobs / elapsed, 1),
+        "rate": args.rate,
+        "completed": len(latencies),
+        "latency_to": "API long-poll",
+        **summary(latencies, events[-args.jobs :]),
+    }
+
+
+def summary(latencies: list[float], events: list[dict[str, Any]]) -> dict[str, Any]:
+    timings = [e["timings"] for e in events if "timings" in e]
+    failed = sum(e["status"] != "succeeded" for e in events)
+
+    def median(key: str) -> float:
+        return round(float(statistics.median(t[key] for t in timings)), 3)
+
+    return {
+        "failed": failed,
+        "p50_ms": round(percentile(latencies, 0.5), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+        "max_ms": round(max(latencies), 2),
+        "queued_ms_p50": median("queued_ms"),
+        "batch_wait_ms_p50": median("batch_wait_ms"),
+        "inference_ms_p50": median("inference_ms"),
+        "batch_size_mean": round(statistics.fmean(t["batch_size"] for t in timings), 1),
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    stack: Stack = start_stack(args)
+    try:
+        settings = ProducerSettings(
+            bootstrap_servers=stack.bootstrap,
+            topic_prefix=stack.prefix,
+            binary_tensors=args.encoding == "binary",
+        )
+        watcher = Watcher(stack.bootstrap, settings.topics.results)
+        watching = asyncio.create_task(watcher.run())
+        watching.add_done_callback(lambda task: task.cancelled() or task.result())
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+        async with (
+            AsyncClient(settings=settings) as client,
+            httpx.AsyncClient(base_url=stack.api_url, limits=limits) as http,
+        ):
+            await warm_up(client, http, args.model, args.rows)
+            result = await (fixed_rate if args.rate else burst)(args, client, http, watcher)
+        watching.cancel()
+        worker_rss = stack.worker_rss_mb()
+    finally:
+        stack.stop()
+    raw = measure(stack.model_path(args.model), args.model, 1.0, (args.raw_batch,))
+    return {
+        "bench": "e2e",
+        "model": args.model,
+        "mode": "rate" if args.rate else "burst",
+        "jobs": args.jobs,
+        "rows_per_job": args.rows,
+        "encoding": args.encoding,
+        "worker_processes": args.processes,
+        "max_batch_size": args.max_batch_size,
+        "fetch_max_wait_ms": args.fetch_max_wait_ms,
+        **result,
+        "raw_samples_per_s": raw["samples_per_s"],
+        "raw_layout": raw["layout"],
+        "ratio_to_raw": round(result["jobs_per_s"] * args.rows / raw["samples_per_s"], 4),
+        "worker_rss_mb": worker_rss,
+        "cores": os.cpu_count(),
+        "bench_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="breast_cancer")
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--rows", type=int, default=1, help="rows per job")
+    parser.add_argument("--rate", type=float, default=0, help="jobs/s; 0 sends a burst")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes")
+    parser.add_argument("--max-batch-size", type=int, default=256)
+    parser.add_argument("--fetch-max-wait-ms", type=int, default=20)
+    parser.add_argument("--encoding", choices=["binary", "json"], default="binary")
+    parser.add_argument("--repo", type=Path, default=Path("models"))
+    parser.add_argument("--raw-batch", type=int, default=256)
+    parser.add_argument("--timeout", type=float, default=600)
+    print(json.dumps(asyncio.run(run(parser.parse_args()))), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The stack under test: the development broker here, workers and the API as processes."""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from inferq.devbroker import DevBroker, free_port
+from inferq.stack import ensure_demo_models
+
+
+@dataclass
+class Stack:
+    broker: DevBroker
+    repo: Path
+    api_url: str
+    prefix: str = "bench"
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap_servers
+
+    def model_path(self, model: str) -> Path:
+        versions = sorted(
+            (self.repo / model).iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1
+        )
+        return versions[-1] / "model.onnx"
+
+    def worker_rss_mb(self) -> list[int]:
+        """Resident memory of each worker process and its children, in MiB."""
+        sizes = []
+        for worker in self.workers:
+            pids = [worker.pid, *_children(worker.pid)]
+            sizes.append(sum(_rss_kb(pid) for pid in pids) // 1024)
+        return sizes
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.broker.close()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    found = [int(c) for c in text.split()]
+    return found + [g for c in found for g in _children(c)]
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def start_stack(args: argparse.Namespace) -> Stack:
+    repo: Path = args.repo
+    if args.model in ("breast_cancer", "diabetes"):
+        ensure_demo_models(repo)
+    broker = DevBroker().start()
+    port = free_port()
+    stack = Stack(broker, repo, f"http://127.0.0.1:{port}")
+    env = {
+        **os.environ,
+        "INFERQ_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "INFERQ_TOPIC_PREFIX": stack.prefix,
+        "INFERQ_MODEL_REPOSITORY": str(repo),
+        "INFERQ_MODELS": json.dumps([args.model]),
+        "INFERQ_MAX_BATCH_SIZE": str(args.max_batch_size),
+        "INFERQ_FETCH_MAX_WAIT_MS": str(args.fetch_max_wait_ms),
+        "INFERQ_SESSION_TIMEOUT_MS": "2000",
+        "INFERQ_HEARTBEAT_INTERVAL_MS": "500",
+        "INFERQ_STORE": f"sqlite:///{tempfile.mkdtemp(prefix='inferq-bench-')}/results.db",
+    }
+    inferq = [sys.executable, "-m", "inferq"]
+    worker = _quiet([*inferq, "worker", "--processes", str(args.processes)], env)
+    stack.workers.append(worker)
+    api = _quiet([*inferq, "api", "--port", str(port)], env)
+    stack.processes += [worker, api]
+    _wait_ready(stack.api_url, stack.processes)
+    return stack
+
+
+def _quiet(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_ready(url: str, processes: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            raise RuntimeError("a process of the stack exited during start-up")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready within 120 s")
