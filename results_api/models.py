@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas import Callback, ErrorInfo, JobEvent, JobStatus, Tensor, Timings
+from schemas.catalog import ServedModel
 from schemas.messages import JOB_ID_PATTERN, MODEL_NAME_PATTERN, VERSION_PATTERN
 
 
@@ -71,3 +72,11 @@ class JobView(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class ModelEntry(ServedModel):
+    workers: list[str] = Field(description="workers that announced it recently")
+
+
+class ModelList(BaseModel):
+    models: list[ModelEntry]

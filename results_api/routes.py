@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse
 from producer.requests import submit_records
 from results_api.errors import ApiError, ErrorResponse
 from results_api.metrics import CONTENT_TYPE, render
-from results_api.models import Health, JobAccepted, JobView, SubmitJob
+from results_api.models import Health, JobAccepted, JobView, ModelEntry, ModelList, SubmitJob
 from results_api.services import Services, services
 from schemas import ErrorCode, InferenceRequest, JobEvent
 from schemas.tensors import TensorError
@@ -200,3 +200,14 @@ async def metrics(deps: Deps) -> PlainTextResponse:
         ]
     )
     return PlainTextResponse(body, media_type=CONTENT_TYPE)
+
+
+@router.get("/v1/models", response_model=ModelList, tags=["models"], summary="Served models")
+async def list_models(deps: Deps) -> ModelList:
+    """The models live workers serve, with their versions and tensor signatures."""
+    return ModelList(
+        models=[
+            ModelEntry(**model.model_dump(), workers=workers)
+            for model, workers in deps.directory.served()
+        ]
+    )

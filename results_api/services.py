@@ -12,6 +12,7 @@ from fastapi import Request
 from inferq.admin import ensure_topics
 from inferq.connections import aiokafka_options, producer_options
 from results_api.catalog import ModelCatalog
+from results_api.directory import ModelDirectory
 from results_api.ingest import Ingestor
 from results_api.metrics import Counters
 from results_api.settings import ApiSettings
@@ -27,6 +28,7 @@ class Services:
     catalog: ModelCatalog
     ingestor: Ingestor
     waiters: JobWaiters
+    directory: ModelDirectory
     counters: Counters = field(default_factory=Counters)
 
 
@@ -38,6 +40,7 @@ async def running_services(settings: ApiSettings) -> AsyncIterator[Services]:
         {
             topics.results: settings.results_partitions,
             topics.dlq: settings.request_partitions,
+            topics.models: 1,
         },
     )
     async with contextlib.AsyncExitStack() as stack:
@@ -51,15 +54,21 @@ async def running_services(settings: ApiSettings) -> AsyncIterator[Services]:
         stack.push_async_callback(admin.close)
         waiters = JobWaiters()
         ingestor = Ingestor(settings, store, waiters)
+        directory = ModelDirectory(settings)
         stop = asyncio.Event()
-        task = asyncio.create_task(ingestor.run(stop), name="inferq-ingest")
+        tasks = [
+            asyncio.create_task(ingestor.run(stop), name="inferq-ingest"),
+            asyncio.create_task(directory.run(stop), name="inferq-models"),
+        ]
 
-        async def stop_ingest() -> None:
+        async def stop_tasks() -> None:
             stop.set()
-            await task
+            await asyncio.gather(*tasks)
 
-        stack.push_async_callback(stop_ingest)
-        yield Services(settings, store, producer, ModelCatalog(admin, topics), ingestor, waiters)
+        stack.push_async_callback(stop_tasks)
+        yield Services(
+            settings, store, producer, ModelCatalog(admin, topics), ingestor, waiters, directory
+        )
 
 
 def services(request: Request) -> Services:

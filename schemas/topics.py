@@ -15,6 +15,11 @@ class Topics:
         return f"{self.prefix}.results"
 
     @property
+    def models(self) -> str:
+        """Workers' announcements of the models they serve."""
+        return f"{self.prefix}.models"
+
+    @property
     def dlq(self) -> str:
         return f"{self.prefix}.dlq"
 

@@ -39,6 +39,7 @@ def worker_settings(broker: DevBroker, model_repo: Path, prefix: str) -> WorkerS
         model_repository=model_repo,
         request_partitions=2,
         results_partitions=2,
+        refresh_interval_s=0.5,
         **GROUP_TIMEOUTS,
     )
 

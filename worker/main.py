@@ -12,6 +12,7 @@ from inferq.connections import consumer_options, producer_options
 from worker.pipeline import ModelPipeline
 from worker.repository import ModelRepository, list_models
 from worker.settings import WorkerSettings
+from worker.upkeep import upkeep
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Worker:
                 **{self.topics.requests(m): s.request_partitions for m in models},
                 self.topics.results: s.results_partitions,
                 self.topics.dlq: s.request_partitions,
+                self.topics.models: 1,
             },
         )
         executor = ThreadPoolExecutor(len(models), thread_name_prefix="inferq-ort")
@@ -77,6 +79,7 @@ class Worker:
                     self.pipelines.append(pipeline)
                 log.info("worker %s serving %s", s.worker_name, ", ".join(models))
                 async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(upkeep(repository, producer, s, stop))
                     for pipeline in self.pipelines:
                         tasks.create_task(pipeline.run(stop))
         finally:

@@ -36,34 +36,66 @@ def _versions(model_dir: Path) -> list[str]:
 
 
 class ModelRepository:
-    """Loads every version of the served models; `get` picks the highest unless told."""
+    """Loads every version of the served models; `get` picks the highest unless told.
+
+    `refresh` loads version directories that appeared since, without a restart: requests
+    see the old set of versions or the new one, never a half-loaded one.
+    """
 
     def __init__(
         self, root: Path, models: list[str], *, intra_op_threads: int, providers: list[str]
     ) -> None:
         self.root = root
+        self._names = list(models)
+        self._threads = intra_op_threads
+        self._providers = providers
         self._versions: dict[str, dict[str, LoadedModel]] = {}
         for name in models:
-            model_dir = root / name
-            versions = _versions(model_dir) if model_dir.is_dir() else []
-            if not versions:
-                raise ModelNotFound(f"no {MODEL_FILE} under {model_dir}/<version>/")
+            if not (root / name).is_dir() or not _versions(root / name):
+                raise ModelNotFound(f"no {MODEL_FILE} under {root / name}/<version>/")
+        self._load_new(strict=True)
+
+    def refresh(self) -> list[str]:
+        """Load new version directories; returns them as `model/version`."""
+        return self._load_new(strict=False)
+
+    def _load_new(self, *, strict: bool) -> list[str]:
+        loaded: list[str] = []
+        updated = dict(self._versions)
+        for name in self._names:
+            model_dir = self.root / name
+            known = updated.get(name, {})
+            new = [v for v in _versions(model_dir) if v not in known] if model_dir.is_dir() else []
+            if not new:
+                continue
+            versions = dict(known)
             config = ModelConfig.load(model_dir)
-            self._versions[name] = {
-                version: LoadedModel(
-                    name,
-                    version,
-                    model_dir / version / MODEL_FILE,
-                    config,
-                    intra_op_threads=intra_op_threads,
-                    providers=providers,
-                )
-                for version in versions
-            }
+            for version in new:
+                try:
+                    versions[version] = LoadedModel(
+                        name,
+                        version,
+                        model_dir / version / MODEL_FILE,
+                        config,
+                        intra_op_threads=self._threads,
+                        providers=self._providers,
+                    )
+                except Exception as exc:
+                    if strict:
+                        raise
+                    log.error("cannot load %s version %s: %s", name, version, exc)
+                    continue
+                loaded.append(f"{name}/{version}")
+            updated[name] = versions
+        self._versions = updated  # one assignment: readers see the old map or the new one
+        return loaded
 
     @property
     def models(self) -> list[str]:
         return sorted(self._versions)
+
+    def versions(self, name: str) -> list[str]:
+        return sorted(self._versions.get(name, {}), key=int)
 
     def get(self, name: str, version: str | None = None) -> LoadedModel:
         versions = self._versions.get(name)

@@ -41,7 +41,7 @@ class InputError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class InputSpec:
+class IoSpec:
     name: str
     datatype: Datatype
     shape: tuple[int | None, ...]  # None: any size
@@ -68,6 +68,12 @@ class InputSpec:
 
 def _dim(dim: object) -> int | None:
     return dim if isinstance(dim, int) and dim >= 0 else None
+
+
+def _spec(node: Any) -> IoSpec:
+    return IoSpec(
+        node.name, _ORT_TYPES.get(node.type, Datatype.BYTES), tuple(map(_dim, node.shape))
+    )
 
 
 def session_options(intra_op_threads: int) -> ort.SessionOptions:
@@ -107,11 +113,9 @@ class LoadedModel:
             path,
             ", ".join(self.session.get_providers()),
         )
-        self.inputs = {
-            node.name: InputSpec(node.name, _ORT_TYPES[node.type], tuple(map(_dim, node.shape)))
-            for node in self.session.get_inputs()
-        }
-        self.output_names = [node.name for node in self.session.get_outputs()]
+        self.inputs = {node.name: _spec(node) for node in self.session.get_inputs()}
+        self.outputs = {node.name: _spec(node) for node in self.session.get_outputs()}
+        self.output_names = list(self.outputs)
         self._valid_layouts: set[tuple[Any, ...]] = set()
 
     @property

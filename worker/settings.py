@@ -37,6 +37,11 @@ class WorkerSettings(KafkaSettings):
     max_in_flight_batches: int = Field(
         default=8, ge=1, description="batches whose results await the broker's acknowledgement"
     )
+    refresh_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often new model versions are looked for and the served models announced",
+    )
     commit_interval_ms: int = Field(default=200, ge=1, le=60_000)
     max_poll_records: int = Field(default=1024, ge=1)
     intra_op_threads: int = Field(default=1, ge=0, description="0 lets ONNX Runtime decide")

@@ -1,0 +1,39 @@
+"""What workers serve, as they announce it on `<prefix>.models` (key = worker name)."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.messages import SCHEMA_VERSION
+from schemas.tensors import Datatype
+
+
+class TensorSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    datatype: Datatype
+    shape: list[int] = Field(description="-1 for a dimension of any size")
+
+
+class ServedModel(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    versions: list[str] = Field(description="every loaded version, oldest first")
+    default_version: str = Field(description="the version a request without one gets")
+    inputs: list[TensorSpec] = Field(description="what requests send (of the default version)")
+    outputs: list[TensorSpec]
+    max_batch_size: int
+
+
+class Announcement(BaseModel):
+    """A worker's statement of what it serves; repeated every `interval_s`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    worker: str
+    models: list[ServedModel]
+    announced_at: datetime
+    interval_s: float
