@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from inferq.logs import setup_logging
 from inferq.signals import stop_on_signals
 from schemas import Datatype
 
@@ -180,9 +181,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging()
     args = parser().parse_args(argv)
     result: int = args.func(args)
     return result

@@ -1,4 +1,4 @@
-"""The asynchronous client, on aiokafka, producing through per-partition batches."""
+"""The asynchronous client, on aiokafka."""
 
 import asyncio
 from collections.abc import Mapping
@@ -8,7 +8,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from inferq.batches import BatchSender, Partitions
 from inferq.connections import aiokafka_options
 from producer.requests import Inputs, build_request, submit_records
 from producer.settings import ProducerSettings
@@ -17,9 +16,8 @@ from producer.settings import ProducerSettings
 class AsyncClient:
     """Submit jobs from asyncio code: `async with AsyncClient(...) as client: ...`.
 
-    `await submit(...)` appends the job's records to a produce batch and returns its id; a
-    batch goes to the broker when full or `linger_ms` after its first record.
-    `await flush()` sends what is open and waits until the broker acknowledged every job.
+    `await submit(...)` hands the records to the producer's buffer and returns the job id;
+    `await flush()` waits until the broker has acknowledged every one of them.
     """
 
     def __init__(
@@ -33,14 +31,12 @@ class AsyncClient:
         self._producer = AIOKafkaProducer(
             **aiokafka_options(settings),
             acks="all",
+            linger_ms=settings.linger_ms,
             max_request_size=16 * 1024 * 1024,
             request_timeout_ms=int(settings.submit_timeout_s * 1000),
         )
-        self._sender = BatchSender(self._producer, Partitions(self._producer))
         self._pending: set[asyncio.Future[Any]] = set()
         self._failed: list[asyncio.Future[Any]] = []
-        self._linger: asyncio.TimerHandle | None = None
-        self._lingering: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self._producer.start()
@@ -70,27 +66,12 @@ class AsyncClient:
             binary=self.settings.binary_tensors,
         )
         for topic, record in submit_records(self._topics, request):
-            sent = await self._sender.add(topic, record)
-            if sent is not None:
-                self._track(sent)
-        if self._linger is None:
-            delay = self.settings.linger_ms / 1000
-            self._linger = asyncio.get_running_loop().call_later(delay, self._linger_over)
+            future = await self._producer.send(
+                topic, key=record.key, value=record.value, headers=record.headers
+            )
+            self._pending.add(future)
+            future.add_done_callback(self._settled)
         return request.job_id
-
-    def _linger_over(self) -> None:
-        self._linger = None
-        task = asyncio.create_task(self._send_open())
-        self._lingering.add(task)
-        task.add_done_callback(self._lingering.discard)
-
-    async def _send_open(self) -> None:
-        for sent in await self._sender.send_open():
-            self._track(sent)
-
-    def _track(self, future: "asyncio.Future[Any]") -> None:
-        self._pending.add(future)
-        future.add_done_callback(self._settled)
 
     def _settled(self, future: "asyncio.Future[Any]") -> None:
         self._pending.discard(future)
@@ -99,18 +80,14 @@ class AsyncClient:
 
     async def flush(self) -> None:
         """Wait until every submitted job is acknowledged; raises if any was not."""
-        if self._linger is not None:
-            self._linger.cancel()
-            self._linger = None
-        await self._send_open()
-        await asyncio.gather(*list(self._lingering))
+        await self._producer.flush()
         settled = [*self._pending, *self._failed]
         self._pending, self._failed = set(), []
         results = await asyncio.gather(*settled, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise ConnectionError(
-                f"{len(errors)} batch(es) of jobs not acknowledged by the broker: {errors[0]}"
+                f"{len(errors)} record(s) not acknowledged by the broker: {errors[0]}"
             ) from errors[0]
 
     async def close(self) -> None:

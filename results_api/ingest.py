@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from inferq.connections import consumer_options
+from inferq.gaps import GapGuard
 from results_api.settings import ApiSettings
 from results_api.store import Encoded, ResultStore
 from results_api.waiters import JobWaiters
@@ -26,6 +27,7 @@ class Ingestor:
         self._settings = settings
         self._store = store
         self._waiters = waiters
+        self._gaps = GapGuard()
         self._caught_up_at = float("-inf")
         self._progress = asyncio.Condition()
         self.assigned = False
@@ -54,12 +56,20 @@ class Ingestor:
                     self._caught_up_at = started
                     self._progress.notify_all()
             return
-        events = [e for records in fetched.values() for e in self._decode(records)]
+        events = []
+        for partition, records in fetched.items():
+            accepted, again = self._gaps.accept(partition, records)
+            events += self._decode(accepted)
+            if again is not None:
+                log.warning("offsets of %s jump past %d: fetching again", partition, again)
+                consumer.seek(partition, again)
+                fetched[partition] = accepted
         await self._store.apply_encoded(winners(events))
         self.ingested += len(events)
         self._waiters.notify(job_id for job_id, _, _ in events)
+        offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items() if records}
         try:
-            await consumer.commit({tp: records[-1].offset + 1 for tp, records in fetched.items()})
+            await consumer.commit(offsets)
         except KafkaError as exc:
             log.warning("ingest commit failed (%s); events will be applied again", exc)
 

@@ -1,5 +1,6 @@
 """The `inferq` command, run as a user would: real processes, real signals."""
 
+import asyncio
 import json
 import os
 import signal
@@ -11,7 +12,10 @@ from pathlib import Path
 import httpx
 
 from inferq.demo_models import dataset
-from inferq.devbroker import free_port
+from inferq.devbroker import DevBroker, free_port
+from producer import AsyncClient, ProducerSettings
+from results_api.settings import ApiSettings
+from tests.support import eventually, running_api, wait_terminal
 
 INFERQ = [sys.executable, "-m", "inferq"]
 
@@ -116,3 +120,56 @@ def test_dev_stack_submit_get_and_sigterm(tmp_path: Path, model_repo: Path) -> N
         output = dev.communicate(timeout=60)[0]
     assert dev.returncode == 0, output
     assert "SIGTERM: draining" in output
+
+
+async def test_worker_processes_serve_and_stop_on_sigterm(
+    broker: DevBroker,
+    model_repo: Path,
+    api_settings: ApiSettings,
+    producer_settings: ProducerSettings,
+) -> None:
+    env = {
+        **os.environ,
+        "INFERQ_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "INFERQ_TOPIC_PREFIX": api_settings.topic_prefix,
+        "INFERQ_MODEL_REPOSITORY": str(model_repo),
+        "INFERQ_MODELS": '["breast_cancer"]',
+        "INFERQ_WORKER_NAME": "pool",
+        "INFERQ_REFRESH_INTERVAL_S": "0.5",
+        "INFERQ_REQUEST_PARTITIONS": "2",
+        "INFERQ_SESSION_TIMEOUT_MS": "2000",
+        "INFERQ_HEARTBEAT_INTERVAL_MS": "500",
+    }
+    worker = await asyncio.create_subprocess_exec(
+        *INFERQ,
+        "worker",
+        "--processes",
+        "2",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with running_api(api_settings) as api:
+
+            async def both_children() -> list[str] | None:
+                models = (await api.get("/v1/models")).json()["models"]
+                workers = sorted(models[0]["workers"]) if models else []
+                return workers if workers == ["pool-0", "pool-1"] else None
+
+            assert await eventually(both_children, within_s=60) == ["pool-0", "pool-1"]
+            features, _ = dataset("breast_cancer")
+            async with AsyncClient(settings=producer_settings) as client:
+                ids = [
+                    await client.submit("breast_cancer", {"input": features[i : i + 1]})
+                    for i in range(20)
+                ]
+            jobs = [await wait_terminal(api, job_id) for job_id in ids]
+        assert {job["status"] for job in jobs} == {"succeeded"}
+        assert {job["worker"] for job in jobs} <= {"pool-0", "pool-1"}
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(60):
+            output = (await worker.communicate())[0].decode()
+    assert worker.returncode == 0, output
+    assert output.count("SIGTERM: draining") == 2

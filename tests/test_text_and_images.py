@@ -1,8 +1,11 @@
 """Text in, embeddings out (minilm), and the image model, through the real broker."""
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
@@ -31,16 +34,24 @@ def reference_embeddings(repo: Path, texts: list[str]) -> npt.NDArray[Any]:
     return result
 
 
+@contextlib.asynccontextmanager
+async def serving(
+    model: str, repo: Path, worker_settings: WorkerSettings, api_settings: ApiSettings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A worker serving only `model` from `repo`, and the API."""
+    settings = worker_settings.model_copy(update={"model_repository": repo, "models": [model]})
+    async with running_worker(settings), running_api(api_settings) as api:
+        yield api
+
+
 async def test_texts_become_embeddings(
     torch_repo: Path,
     worker_settings: WorkerSettings,
     api_settings: ApiSettings,
     producer_settings: ProducerSettings,
 ) -> None:
-    settings = worker_settings.model_copy(
-        update={"model_repository": torch_repo, "models": ["minilm"]}
-    )
-    async with running_worker(settings), running_api(api_settings) as api:
+    model = "minilm"
+    async with serving(model, torch_repo, worker_settings, api_settings) as api:
         async with AsyncClient(settings=producer_settings) as client:
             together = await client.submit("minilm", {"text": np.array(TEXTS, dtype=object)})
             alone = await client.submit("minilm", {"text": np.array(TEXTS[:1], dtype=object)})
@@ -64,10 +75,8 @@ async def test_text_to_a_model_that_wants_numbers_fails_clearly(
     api_settings: ApiSettings,
     producer_settings: ProducerSettings,
 ) -> None:
-    settings = worker_settings.model_copy(
-        update={"model_repository": torch_repo, "models": ["minilm"]}
-    )
-    async with running_worker(settings), running_api(api_settings) as api:
+    model = "minilm"
+    async with serving(model, torch_repo, worker_settings, api_settings) as api:
         async with AsyncClient(settings=producer_settings) as client:
             job_id = await client.submit("minilm", {"text": np.ones((1, 3), np.float32)})
         job = await wait_terminal(api, job_id)
@@ -83,13 +92,11 @@ async def test_image_model_runs_in_batches(
     api_settings: ApiSettings,
     producer_settings: ProducerSettings,
 ) -> None:
-    settings = worker_settings.model_copy(
-        update={"model_repository": torch_repo, "models": ["resnet18"]}
-    )
+    model = "resnet18"
     images = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
     direct = ort.InferenceSession(str(torch_repo / "resnet18" / "1" / "model.onnx"))
     expected = direct.run(None, {"image": images})[0]
-    async with running_worker(settings), running_api(api_settings) as api:
+    async with serving(model, torch_repo, worker_settings, api_settings) as api:
         async with AsyncClient(settings=producer_settings) as client:
             ids = [await client.submit("resnet18", {"image": images[i : i + 1]}) for i in (0, 1)]
         jobs = [await wait_terminal(api, job_id) for job_id in ids]

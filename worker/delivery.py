@@ -13,7 +13,6 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from inferq.batches import BatchSender, Outgoing, Partitions
 from schemas import JobEvent, KafkaRecord, encode_event
 from schemas.codec import Headers
 from worker.offsets import OffsetTracker
@@ -26,6 +25,7 @@ HEADER_ORIGIN_TOPIC = "inferq-origin-topic"
 HEADER_ORIGIN_PARTITION = "inferq-origin-partition"
 HEADER_ORIGIN_OFFSET = "inferq-origin-offset"
 
+Outgoing = tuple[str, KafkaRecord]
 Origin = tuple[Any, int]  # (partition, offset) of a fetched record
 
 _FIRST_RETRY_S = 0.1
@@ -55,7 +55,6 @@ class Delivery:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tracker = tracker
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sender = BatchSender(producer, Partitions(producer))
 
     async def send(self, outgoing: list[Outgoing], origins: list[Origin]) -> None:
         """Send now (in order); acknowledge in the background, at most `max_in_flight` at once."""
@@ -70,7 +69,13 @@ class Delivery:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(self, outgoing: list[Outgoing]) -> list["asyncio.Future[Any]"]:
-        return await self._sender.send(outgoing)
+        # One `send` per record, not aiokafka's batch API: batches sent that way can be in
+        # flight together for one partition, and the development broker was measured to
+        # expose them out of order, so a consumer at the log end skipped records.
+        return [
+            await self._producer.send(topic, key=r.key or None, value=r.value, headers=r.headers)
+            for topic, r in outgoing
+        ]
 
     async def _settle(
         self, futures: list["asyncio.Future[Any]"], outgoing: list[Outgoing], origins: list[Origin]

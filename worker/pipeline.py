@@ -16,12 +16,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from inferq.batches import Outgoing
+from inferq.gaps import GapGuard
 from schemas import ErrorCode
 from schemas.codec import KafkaRecord
 from schemas.topics import Topics
 from worker.batcher import Batcher
-from worker.delivery import Delivery, dead_letter, encoded
+from worker.delivery import Delivery, Outgoing, dead_letter, encoded
 from worker.execute import run_batch
 from worker.jobs import Job, Rejected, failed_event, job_id_from_key, prepare
 from worker.offsets import OffsetTracker
@@ -40,6 +40,7 @@ class _Rebalance:
     async def on_partitions_revoked(self, revoked: Any) -> None:
         await self._pipeline.commit()
         self._pipeline.tracker.forget(revoked)
+        self._pipeline.gaps.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         if assigned and not self._pipeline.assigned.is_set():
@@ -69,6 +70,7 @@ class ModelPipeline:
         self.executor = executor
         self.consumer = consumer
         self.tracker = OffsetTracker()
+        self.gaps = GapGuard()
         self.assigned = asyncio.Event()
         self.processed = 0
         self.batcher: Batcher[Job] = Batcher(
@@ -94,8 +96,12 @@ class ModelPipeline:
                     timeout_ms=100, max_records=self.settings.max_poll_records
                 )
                 for partition, records in fetched.items():
-                    for record in records:
+                    accepted, again = self.gaps.accept(partition, records)
+                    for record in accepted:
                         await self._take(partition, record)
+                    if again is not None:
+                        log.warning("offsets of %s jump past %d: fetching again", partition, again)
+                        self.consumer.seek(partition, again)
         finally:
             await self.batcher.close()
 

@@ -9,6 +9,12 @@ from pydantic import Field
 from inferq.settings import KafkaSettings
 
 
+def _cores() -> int:
+    """Cores this process may run on (measured: one single-threaded process per core beats
+    one process with as many ONNX Runtime threads; see README, Performance)."""
+    return len(os.sched_getaffinity(0))
+
+
 def _default_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -20,7 +26,10 @@ class WorkerSettings(KafkaSettings):
     )
     worker_name: str = Field(default_factory=_default_name)
     processes: int = Field(
-        default=1, ge=1, le=256, description="worker processes `inferq worker` starts"
+        default_factory=_cores,
+        ge=1,
+        le=256,
+        description="worker processes `inferq worker` starts: one per available core",
     )
     max_batch_size: int = Field(default=64, ge=1, le=65_536, description="rows per ORT call")
     max_wait_ms: float = Field(

@@ -1,0 +1,39 @@
+"""The gap guard: a consumer that sees offsets jump asks once more from where it expected."""
+
+from dataclasses import dataclass
+
+from inferq.gaps import GapGuard
+
+
+@dataclass(frozen=True)
+class Record:
+    offset: int
+
+
+def records(*offsets: int) -> list[Record]:
+    return [Record(o) for o in offsets]
+
+
+def test_contiguous_records_pass() -> None:
+    guard = GapGuard()
+    assert guard.accept("p", records(5, 6, 7)) == (records(5, 6, 7), None)
+    assert guard.accept("p", records(8, 9)) == (records(8, 9), None)
+
+
+def test_a_jump_is_fetched_again_once_then_accepted() -> None:
+    guard = GapGuard()
+    guard.accept("p", records(0, 1))
+    assert guard.accept("p", records(2, 3, 30, 31)) == (records(2, 3), 4)
+    # the broker now shows the missing records: they follow on
+    assert guard.accept("p", records(4, 5)) == (records(4, 5), None)
+    # a gap that is still there when asked again is real (compaction, markers)
+    assert guard.accept("p", records(9)) == ([], 6)
+    assert guard.accept("p", records(9, 10)) == (records(9, 10), None)
+
+
+def test_partitions_are_separate_and_forgotten() -> None:
+    guard = GapGuard()
+    guard.accept("a", records(0))
+    assert guard.accept("b", records(100)) == (records(100), None)
+    guard.forget(["a"])
+    assert guard.accept("a", records(50)) == (records(50), None)
