@@ -48,6 +48,7 @@ class Watcher:
         )
         self._wanted = 0
         self.complete = asyncio.Event()
+        self._milestones: list[tuple[int, asyncio.Event]] = []
 
     async def run(self) -> None:
         await self._consumer.start()
@@ -73,6 +74,9 @@ class Watcher:
             self.events[job_id] = event
             if self._wanted and len(self.arrived) >= self._wanted:
                 self.complete.set()
+            for count, reached in self._milestones:
+                if len(self.arrived) >= count:
+                    reached.set()
 
     async def wait(self, seconds: float) -> None:
         """Until every expected job arrived; fails with the count if not in time."""
@@ -80,6 +84,14 @@ class Watcher:
             await asyncio.wait_for(self.complete.wait(), seconds)
         except TimeoutError:
             raise TimeoutError(f"{len(self.arrived)} of {self._wanted} results seen") from None
+
+    async def until(self, count: int) -> None:
+        """Until `count` results have arrived in all."""
+        reached = asyncio.Event()
+        self._milestones.append((count, reached))
+        if len(self.arrived) >= count:
+            reached.set()
+        await reached.wait()
 
     def expect(self, count: int) -> None:
         self._wanted = count
@@ -112,12 +124,26 @@ async def warm_up(client: AsyncClient, http: httpx.AsyncClient, model: str, rows
     raise RuntimeError("the worker did not answer within 120 s")
 
 
+async def sample_memory(
+    watcher: Watcher, before: int, jobs: int, stack: Stack, memory: dict[str, list[int]]
+) -> None:
+    """Worker RSS when 10%, 50% and 100% of the burst's results have arrived."""
+    for share in (0.1, 0.5, 1.0):
+        await watcher.until(before + round(share * jobs))
+        memory[f"{round(share * jobs)}"] = stack.worker_rss_mb()
+
+
 async def burst(
-    args: argparse.Namespace, client: AsyncClient, http: httpx.AsyncClient, watcher: Watcher
+    args: argparse.Namespace,
+    client: AsyncClient,
+    http: httpx.AsyncClient,
+    watcher: Watcher,
+    stack: Stack,
 ) -> dict[str, Any]:
     inputs = [make_inputs(args.model, i, args.rows) for i in range(min(args.jobs, 1000))]
     base = await ingested(http)
     seen_before = len(watcher.arrived)
+    memory: dict[str, list[int]] = {}
     submitted: dict[str, float] = {}
     cpu0 = time.process_time()
     start = time.monotonic()
@@ -128,7 +154,9 @@ async def burst(
     sent = time.monotonic()
     client_cpu = time.process_time() - cpu0
     watcher.expect(seen_before + args.jobs)
+    sampling = asyncio.create_task(sample_memory(watcher, seen_before, args.jobs, stack, memory))
     await watcher.wait(args.timeout)
+    await sampling
     deadline = time.monotonic() + args.timeout
     while True:  # every job has a queued and a terminal event to ingest
         if await ingested(http) >= base + 2 * args.jobs:
@@ -143,12 +171,17 @@ async def burst(
         "submit_per_s": round(args.jobs / (sent - start), 1),
         "client_cpu_share": round(client_cpu / (readable - start), 2),
         "latency_to": "results topic",
+        "worker_rss_mb_after_jobs": memory,
         **summary(latencies, [watcher.events[j] for j in submitted]),
     }
 
 
 async def fixed_rate(
-    args: argparse.Namespace, client: AsyncClient, http: httpx.AsyncClient, watcher: Watcher
+    args: argparse.Namespace,
+    client: AsyncClient,
+    http: httpx.AsyncClient,
+    watcher: Watcher,
+    stack: Stack,
 ) -> dict[str, Any]:
     inputs = [make_inputs(args.model, i, args.rows) for i in range(min(args.jobs, 1000))]
     latencies: list[float] = []
@@ -216,7 +249,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             httpx.AsyncClient(base_url=stack.api_url, limits=limits) as http,
         ):
             await warm_up(client, http, args.model, args.rows)
-            result = await (fixed_rate if args.rate else burst)(args, client, http, watcher)
+            mode = fixed_rate if args.rate else burst
+            result = await mode(args, client, http, watcher, stack)
         watching.cancel()
         worker_rss = stack.worker_rss_mb()
     finally:

@@ -59,7 +59,7 @@ def consumer_options(settings: KafkaSettings, group_id: str) -> dict[str, Any]:
         "auto_offset_reset": "earliest",
         "fetch_max_wait_ms": settings.fetch_max_wait_ms,
         "max_partition_fetch_bytes": 16 * 1024 * 1024,
-        "fetch_max_bytes": 64 * 1024 * 1024,
+        "fetch_max_bytes": 16 * 1024 * 1024,
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
     }

@@ -11,8 +11,9 @@ class Counters:
 
 
 def render(samples: list[tuple[str, str, str, float]]) -> str:
-    """Lines for (name, type, help, value) samples."""
+    """Lines for (name, type, help, value) samples; whole numbers are written exactly."""
     lines = []
     for name, kind, help_text, value in samples:
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value:g}"]
+        text = str(int(value)) if float(value).is_integer() else repr(float(value))
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {text}"]
     return "\n".join(lines) + "\n"

@@ -85,6 +85,10 @@ class SQLiteStore:
         db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        # Job ids are random: upserts touch pages all over the index, which outgrows
+        # SQLite's 2 MB default cache after a few hundred thousand jobs.
+        db.execute("PRAGMA cache_size=-65536")
+        db.execute("PRAGMA mmap_size=268435456")
         db.execute(_SCHEMA)
         self._db = db
 

@@ -33,7 +33,7 @@ class WorkerSettings(KafkaSettings):
     )
     max_batch_size: int = Field(default=64, ge=1, le=65_536, description="rows per ORT call")
     max_wait_ms: float = Field(
-        default=2.0,
+        default=0.0,
         ge=0,
         le=10_000,
         description="how long a batch waits for more jobs after its first arrived",
