@@ -27,6 +27,7 @@ from pydantic_core import from_json
 from bench.payloads import make_inputs
 from bench.processes import Stack, start_stack
 from bench.raw import measure
+from inferq.gaps import GapGuard
 from producer import AsyncClient, ProducerSettings
 
 TERMINAL = {"succeeded", "failed", "expired", "cancelled"}
@@ -49,6 +50,7 @@ class Watcher:
         self._wanted = 0
         self.complete = asyncio.Event()
         self._milestones: list[tuple[int, asyncio.Event]] = []
+        self.gaps = GapGuard()
 
     async def run(self) -> None:
         await self._consumer.start()
@@ -60,9 +62,12 @@ class Watcher:
             while True:
                 batch = await self._consumer.getmany(timeout_ms=100, max_records=10_000)
                 now = time.monotonic()
-                for records in batch.values():
-                    for record in records:
+                for partition, records in batch.items():
+                    accepted, again = self.gaps.accept(partition, records)
+                    for record in accepted:
                         self._note(record, now)
+                    if again is not None:
+                        self._consumer.seek(partition, again)
         finally:
             await self._consumer.stop()
 
@@ -99,10 +104,14 @@ class Watcher:
             self.complete.set()
 
 
-async def ingested(http: httpx.AsyncClient) -> float:
+async def metric(http: httpx.AsyncClient, name: str) -> float:
     text = (await http.get("/metrics")).text
-    line = next(x for x in text.splitlines() if x.startswith("inferq_ingested_events_total "))
+    line = next(x for x in text.splitlines() if x.startswith(f"{name} "))
     return float(line.split()[1])
+
+
+async def ingested(http: httpx.AsyncClient) -> float:
+    return await metric(http, "inferq_ingested_events_total")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -172,6 +181,8 @@ async def burst(
         "client_cpu_share": round(client_cpu / (readable - start), 2),
         "latency_to": "results topic",
         "worker_rss_mb_after_jobs": memory,
+        "watcher_refetches": watcher.gaps.refetches,
+        "api_refetches": await metric(http, "inferq_ingest_refetches_total"),
         **summary(latencies, [watcher.events[j] for j in submitted]),
     }
 

@@ -90,6 +90,10 @@ class Ingestor:
                 )
         return events
 
+    @property
+    def refetches(self) -> int:
+        return self._gaps.refetches
+
     async def caught_up(self, since: float) -> None:
         """Wait until ingestion has reached the log end as of `since` (a monotonic time)."""
         async with self._progress:

@@ -186,6 +186,12 @@ async def metrics(deps: Deps) -> PlainTextResponse:
                 ingestor.skipped,
             ),
             (
+                "inferq_ingest_refetches_total",
+                "counter",
+                "offset jumps fetched again (inferq/gaps.py)",
+                ingestor.refetches,
+            ),
+            (
                 "inferq_ingest_assigned",
                 "gauge",
                 "1 when ingestion has partitions",

@@ -20,15 +20,23 @@ def test_contiguous_records_pass() -> None:
     assert guard.accept("p", records(8, 9)) == (records(8, 9), None)
 
 
-def test_a_jump_is_fetched_again_once_then_accepted() -> None:
-    guard = GapGuard()
+def test_a_jump_is_fetched_again_until_the_records_show() -> None:
+    guard = GapGuard(attempts=3)
     guard.accept("p", records(0, 1))
     assert guard.accept("p", records(2, 3, 30, 31)) == (records(2, 3), 4)
+    assert guard.accept("p", records(30, 31)) == ([], 4)  # still not there: ask again
     # the broker now shows the missing records: they follow on
     assert guard.accept("p", records(4, 5)) == (records(4, 5), None)
-    # a gap that is still there when asked again is real (compaction, markers)
+    assert guard.refetches == 2
+
+
+def test_a_gap_that_stays_is_accepted_as_real() -> None:
+    guard = GapGuard(attempts=2)
+    guard.accept("p", records(5))
     assert guard.accept("p", records(9)) == ([], 6)
-    assert guard.accept("p", records(9, 10)) == (records(9, 10), None)
+    assert guard.accept("p", records(9)) == ([], 6)
+    assert guard.accept("p", records(9, 10)) == (records(9, 10), None)  # compaction, markers
+    assert guard.accept("p", records(11)) == (records(11), None)
 
 
 def test_partitions_are_separate_and_forgotten() -> None:
