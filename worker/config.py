@@ -59,6 +59,12 @@ class ModelConfig(BaseModel):
     execution_providers: list[str] | None = Field(
         default=None, description="this model's providers, in order; the worker's by default"
     )
+    input_names: dict[str, str] = Field(
+        default_factory=dict, description="graph input name -> the name clients send"
+    )
+    output_names: dict[str, str] = Field(
+        default_factory=dict, description="graph output name -> the name in results"
+    )
     preprocess: list[PreStep] = Field(default_factory=list)
     postprocess: list[PostStep] = Field(default_factory=list)
 

@@ -10,7 +10,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from schemas.tensors import Datatype
-from worker.config import ModelConfig
+from worker.config import ConfigError, ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,15 @@ def _spec(node: Any) -> IoSpec:
     )
 
 
+def _check_names(path: Path, field: str, names: dict[str, str], graph: dict[str, Any]) -> None:
+    unknown = sorted(set(names) - set(graph))
+    if unknown:
+        raise ConfigError(
+            f"{path}: {field} renames {unknown}, which the graph does not have "
+            f"(it has {sorted(graph)})"
+        )
+
+
 def session_options(intra_op_threads: int) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
@@ -119,13 +128,26 @@ class LoadedModel:
         )
         model_dir = path.parent.parent
         self._preprocess = [step.bind(model_dir) for step in config.preprocess]
-        produced = {name for step in config.preprocess for name in step.produces}
         graph_inputs = {node.name: _spec(node) for node in self.session.get_inputs()}
-        # What clients send: the graph's inputs, less those that pre-processing makes.
-        self.inputs = {n: s for n, s in graph_inputs.items() if n not in produced} | {
-            step.input: IoSpec(step.input, Datatype.BYTES, (None,)) for step in config.preprocess
+        graph_outputs = {node.name: _spec(node) for node in self.session.get_outputs()}
+        _check_names(path, "input_names", config.input_names, graph_inputs)
+        _check_names(path, "output_names", config.output_names, graph_outputs)
+        produced = {name for step in config.preprocess for name in step.produces}
+        # What clients send: the graph's inputs under their public names, less those that
+        # pre-processing makes, plus what pre-processing takes.
+        self._to_graph = {public: graph for graph, public in config.input_names.items()}
+        self.inputs = {
+            public: IoSpec(public, spec.datatype, spec.shape)
+            for graph, spec in graph_inputs.items()
+            if graph not in produced
+            for public in [config.input_names.get(graph, graph)]
+        } | {step.input: IoSpec(step.input, Datatype.BYTES, (None,)) for step in config.preprocess}
+        self._graph_outputs = list(graph_outputs)
+        self.outputs = {
+            public: IoSpec(public, spec.datatype, spec.shape)
+            for graph, spec in graph_outputs.items()
+            for public in [config.output_names.get(graph, graph)]
         }
-        self.outputs = {node.name: _spec(node) for node in self.session.get_outputs()}
         self.output_names = list(self.outputs)
         self._valid_layouts: set[tuple[Any, ...]] = set()
 
@@ -156,11 +178,13 @@ class LoadedModel:
             self.inputs[name].check(array)
 
     def run(self, arrays: Arrays) -> Arrays:
+        arrays = {self._to_graph.get(name, name): value for name, value in arrays.items()}
         for prepare in self._preprocess:
             arrays = prepare(arrays)
-        values = self.session.run(self.output_names, arrays)
+        values = self.session.run(self._graph_outputs, arrays)
         outputs: Arrays = {
-            name: np.asarray(value) for name, value in zip(self.output_names, values, strict=True)
+            public: np.asarray(value)
+            for public, value in zip(self.output_names, values, strict=True)
         }
         for step in self.config.postprocess:
             step.apply(outputs)
