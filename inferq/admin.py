@@ -38,11 +38,3 @@ async def ensure_topics(settings: KafkaSettings, partitions: dict[str, int]) -> 
     finally:
         await admin.close()
 
-
-async def topic_exists(settings: KafkaSettings, topic: str) -> bool:
-    admin = AIOKafkaAdminClient(**aiokafka_options(settings))
-    await admin.start()
-    try:
-        return topic in set(await admin.list_topics())
-    finally:
-        await admin.close()

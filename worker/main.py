@@ -28,10 +28,6 @@ class Worker:
         self.ready = asyncio.Event()  # set once every model's consumer has partitions
         self.pipelines: list[ModelPipeline] = []
 
-    @property
-    def processed(self) -> int:
-        return sum(p.processed for p in self.pipelines)
-
     def served_models(self) -> list[str]:
         models = self.settings.models or list_models(self.settings.model_repository)
         if not models:

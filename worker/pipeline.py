@@ -72,7 +72,6 @@ class ModelPipeline:
         self.tracker = OffsetTracker()
         self.gaps = GapGuard()
         self.assigned = asyncio.Event()
-        self.processed = 0
         self.batcher: Batcher[Job] = Batcher(
             settings.max_batch_size, settings.max_wait_ms, settings.max_buffered_jobs
         )
@@ -151,7 +150,6 @@ class ModelPipeline:
             )
             origins = [job.origin for job in batch if job.origin is not None]
             await self.delivery.send([(results, r) for r in records], origins)
-            self.processed += len(batch)
         await self.delivery.drain()
         self._drained.set()
 
