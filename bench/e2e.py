@@ -63,11 +63,8 @@ class Watcher:
                 batch = await self._consumer.getmany(timeout_ms=100, max_records=10_000)
                 now = time.monotonic()
                 for partition, records in batch.items():
-                    accepted, again = self.gaps.accept(partition, records)
-                    for record in accepted:
+                    for record in self.gaps.follow_on(self._consumer, partition, records):
                         self._note(record, now)
-                    if again is not None:
-                        self._consumer.seek(partition, again)
         finally:
             await self._consumer.stop()
 

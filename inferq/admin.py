@@ -37,4 +37,3 @@ async def ensure_topics(settings: KafkaSettings, partitions: dict[str, int]) -> 
                 log.info("created topic %s with %d partitions", topic, partitions[topic])
     finally:
         await admin.close()
-

@@ -9,7 +9,10 @@ expected, up to `attempts` times (each a fetch round later); a gap still there a
 is accepted as real.
 """
 
+import logging
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 ATTEMPTS = 50  # about a second of fetch rounds before a gap is taken as real
 
@@ -40,6 +43,14 @@ class GapGuard:
             k: v for k, v in self._tries.items() if k[0] != partition or k[1] >= expected
         }
         return records, None
+
+    def follow_on(self, consumer: Any, partition: Any, records: list[Any]) -> list[Any]:
+        """The records to process now; on a jump, `consumer` is sent back to fetch again."""
+        accepted, again = self.accept(partition, records)
+        if again is not None:
+            log.warning("offsets of %s jump past %d: fetching again", partition, again)
+            consumer.seek(partition, again)
+        return accepted
 
     def forget(self, partitions: Any) -> None:
         for partition in partitions:

@@ -56,18 +56,12 @@ class Ingestor:
                     self._caught_up_at = started
                     self._progress.notify_all()
             return
-        events = []
-        for partition, records in fetched.items():
-            accepted, again = self._gaps.accept(partition, records)
-            events += self._decode(accepted)
-            if again is not None:
-                log.warning("offsets of %s jump past %d: fetching again", partition, again)
-                consumer.seek(partition, again)
-                fetched[partition] = accepted
+        accepted = {tp: self._gaps.follow_on(consumer, tp, rs) for tp, rs in fetched.items()}
+        events = [event for records in accepted.values() for event in self._decode(records)]
         await self._store.apply_encoded(winners(events))
         self.ingested += len(events)
         self._waiters.notify(job_id for job_id, _, _ in events)
-        offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items() if records}
+        offsets = {tp: records[-1].offset + 1 for tp, records in accepted.items() if records}
         try:
             await consumer.commit(offsets)
         except KafkaError as exc:

@@ -45,3 +45,18 @@ def test_partitions_are_separate_and_forgotten() -> None:
     assert guard.accept("b", records(100)) == (records(100), None)
     guard.forget(["a"])
     assert guard.accept("a", records(50)) == (records(50), None)
+
+
+class Consumer:
+    def __init__(self) -> None:
+        self.seeks: list[tuple[str, int]] = []
+
+    def seek(self, partition: str, offset: int) -> None:
+        self.seeks.append((partition, offset))
+
+
+def test_follow_on_sends_the_consumer_back_on_a_jump() -> None:
+    guard, consumer = GapGuard(), Consumer()
+    assert guard.follow_on(consumer, "p", records(0, 1)) == records(0, 1)
+    assert guard.follow_on(consumer, "p", records(2, 9)) == records(2)
+    assert consumer.seeks == [("p", 3)]

@@ -95,12 +95,8 @@ class ModelPipeline:
                     timeout_ms=100, max_records=self.settings.max_poll_records
                 )
                 for partition, records in fetched.items():
-                    accepted, again = self.gaps.accept(partition, records)
-                    for record in accepted:
+                    for record in self.gaps.follow_on(self.consumer, partition, records):
                         await self._take(partition, record)
-                    if again is not None:
-                        log.warning("offsets of %s jump past %d: fetching again", partition, again)
-                        self.consumer.seek(partition, again)
         finally:
             await self.batcher.close()
 
