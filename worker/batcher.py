@@ -75,16 +75,17 @@ class Batcher(Generic[J]):
 
     def _add(self, job: J) -> None:
         self._buffered += 1
-        batch = self._open.get(job.signature)
-        if batch is not None and batch.rows + job.rows > self._limit(job):
-            self._ready.append(self._open.pop(job.signature).jobs)
+        signature, rows, limit = job.signature, job.rows, self._limit(job)
+        batch = self._open.get(signature)
+        if batch is not None and batch.rows + rows > limit:
+            self._ready.append(self._open.pop(signature).jobs)
             batch = None
         if batch is None:
-            batch = self._open[job.signature] = _Open(self._clock())
+            batch = self._open[signature] = _Open(self._clock())
         batch.jobs.append(job)
-        batch.rows += job.rows
-        if batch.rows >= self._limit(job):
-            self._ready.append(self._open.pop(job.signature).jobs)
+        batch.rows += rows
+        if batch.rows >= limit:
+            self._ready.append(self._open.pop(signature).jobs)
 
     def _expire(self) -> float | None:
         """Close batches that waited long enough; return seconds until the next one is due."""

@@ -149,11 +149,9 @@ class LoadedModel:
             for public in [config.output_names.get(graph, graph)]
         }
         self.output_names = list(self.outputs)
+        # Whether jobs can share a call: every input has a free first dimension.
+        self.batchable = all(spec.batchable for spec in self.inputs.values())
         self._valid_layouts: set[tuple[Any, ...]] = set()
-
-    @property
-    def batchable(self) -> bool:
-        return all(spec.batchable for spec in self.inputs.values())
 
     def validate(self, arrays: Arrays) -> None:
         """InputError unless `arrays` fit the model's inputs; a fitting layout is remembered."""
