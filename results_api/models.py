@@ -7,6 +7,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas import Callback, ErrorInfo, JobEvent, JobStatus, Tensor, Timings
 from schemas.catalog import ServedModel
+from schemas.jsonvalues import JsonObject
 from schemas.messages import JOB_ID_PATTERN, MODEL_NAME_PATTERN, VERSION_PATTERN
 
 
@@ -39,10 +40,10 @@ class SubmitJob(BaseModel):
         description="your id for the job, also its idempotency key; generated when absent",
     )
     model_version: str | None = Field(default=None, pattern=VERSION_PATTERN)
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: JsonObject = Field(default_factory=dict)
     callback: Callback | None = None
     deadline: AwareDatetime | None = Field(default=None, description="RFC 3339 with a zone")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="echoed in the result")
+    metadata: JsonObject = Field(default_factory=dict, description="echoed in the result")
 
 
 class JobAccepted(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.errors import ErrorInfo
+from schemas.jsonvalues import JsonObject
 from schemas.status import JobStatus
 from schemas.tensors import Tensor
 
@@ -49,11 +50,11 @@ class InferenceRequest(BaseModel):
     model: str = Field(pattern=MODEL_NAME_PATTERN)
     model_version: str | None = Field(default=None, pattern=VERSION_PATTERN)
     inputs: list[Tensor] = Field(min_length=1, max_length=64)
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: JsonObject = Field(default_factory=dict)
     callback: Callback | None = None
     deadline: AwareDatetime | None = None
     submitted_at: AwareDatetime = Field(default_factory=utcnow)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
 
 
 class Timings(BaseModel):

@@ -19,8 +19,11 @@ def pack(array: npt.NDArray[Any], dtype: np.dtype[Any]) -> bytes:
     """Row-major little-endian bytes of `array` as `dtype` (object dtype: BYTES elements)."""
     if dtype.kind == "O":
         parts = []
-        for item in array.ravel():
-            data = item if isinstance(item, bytes) else str(item).encode()
+        for index, item in enumerate(array.ravel()):
+            try:
+                data = item if isinstance(item, bytes) else str(item).encode()
+            except UnicodeEncodeError as exc:
+                raise RawError(f"BYTES element {index} is text that is not valid UTF-8") from exc
             parts += [_LENGTH.pack(len(data)), data]
         return b"".join(parts)
     return np.ascontiguousarray(array, dtype=dtype.newbyteorder("<")).tobytes()

@@ -1,5 +1,6 @@
 """Open Inference Protocol (KServe v2) tensors and their numpy conversions."""
 
+import math
 from base64 import b64encode
 from enum import StrEnum
 from typing import Any
@@ -118,19 +119,23 @@ class Tensor(BaseModel):
         """The tensor as a numpy array of its datatype and shape; TensorError if they disagree."""
         if any(dim < 0 for dim in self.shape):
             raise TensorError(f"tensor '{self.name}': shape {self.shape} has a negative dimension")
-        expected = int(np.prod(self.shape, dtype=np.int64))
+        expected = math.prod(self.shape)  # exact: numpy's int64 product wraps around
         if self.raw is not None:
             try:
-                return unpack(self.raw, self.datatype.numpy_dtype, expected).reshape(self.shape)
+                array = unpack(self.raw, self.datatype.numpy_dtype, expected)
             except RawError as exc:
                 raise TensorError(f"tensor '{self.name}': shape {self.shape}: {exc}") from exc
-        array = self._convert()
-        if array.size != expected:
-            raise TensorError(
-                f"tensor '{self.name}': shape {self.shape} needs {expected} elements, "
-                f"data has {array.size}"
-            )
-        return array.reshape(self.shape)
+        else:
+            array = self._convert()
+            if array.size != expected:
+                raise TensorError(
+                    f"tensor '{self.name}': shape {self.shape} needs {expected} elements, "
+                    f"data has {array.size}"
+                )
+        try:
+            return array.reshape(self.shape)
+        except ValueError as exc:  # no elements, but a dimension numpy cannot hold
+            raise TensorError(f"tensor '{self.name}': shape {self.shape} is too large") from exc
 
     def _convert(self) -> npt.NDArray[Any]:
         """The data as the datatype, refusing any conversion that would change a value."""
@@ -139,14 +144,44 @@ class Tensor(BaseModel):
             raw = np.asarray(self.data)
         except ValueError as exc:
             raise self._not_of_datatype("ragged nesting") from exc
+        target = self.datatype.numpy_dtype
+        if target.kind in "iu" and raw.dtype.kind == "f" and raw.size:
+            # numpy makes floats of integers from both sides of int64's limit ([0, 2**63]),
+            # and floats cannot hold them all: take such integers as they are.
+            whole = np.array(self.data, dtype=object)
+            if all(type(item) is int for item in whole.flat):
+                return self._integers(whole, target)
         if raw.size and raw.dtype.kind not in _ACCEPTS[self.datatype]:
             raise self._not_of_datatype(f"found {_KIND_NAMES.get(raw.dtype.kind, raw.dtype)}")
-        target = self.datatype.numpy_dtype
+        if self.datatype is Datatype.BYTES:
+            return self._texts()
         if target.kind in "iu" and raw.size:
-            info = np.iinfo(target)
-            if raw.min() < info.min or raw.max() > info.max:
-                raise self._not_of_datatype(f"values outside [{info.min}, {info.max}]")
+            return self._integers(raw, target)
+        if target.kind == "f":
+            with np.errstate(over="ignore"):
+                converted = raw.astype(target)
+            if (np.isinf(converted) & ~np.isinf(raw)).any():
+                fmax = np.finfo(target).max
+                raise self._not_of_datatype(f"values outside [-{fmax}, {fmax}]")
+            return converted
         return raw.astype(target)
+
+    def _integers(self, raw: npt.NDArray[Any], target: np.dtype[Any]) -> npt.NDArray[Any]:
+        info = np.iinfo(target)
+        if raw.min() < info.min or raw.max() > info.max:
+            raise self._not_of_datatype(f"values outside [{info.min}, {info.max}]")
+        return raw.astype(target)
+
+    def _texts(self) -> npt.NDArray[Any]:
+        """BYTES data as the strings sent: numpy's own text arrays would drop trailing NULs
+        and turn numbers among the strings into text."""
+        texts = np.array(self.data, dtype=object)
+        for item in texts.flat:
+            if not isinstance(item, str):
+                raise self._not_of_datatype("found strings mixed with other values")
+            if not _is_utf8(item):
+                raise self._not_of_datatype("found text that is not valid UTF-8")
+        return texts
 
     def _not_of_datatype(self, why: str) -> TensorError:
         return TensorError(
@@ -159,17 +194,32 @@ class Tensor(BaseModel):
         arr = np.asarray(array)
         datatype = Datatype.from_numpy(arr.dtype)
         if binary:
-            raw = pack(arr, datatype.numpy_dtype)
+            try:
+                raw = pack(arr, datatype.numpy_dtype)
+            except RawError as exc:
+                raise TensorError(f"tensor '{name}': {exc}") from exc
             return cls(name=name, datatype=datatype, shape=list(arr.shape), raw=raw)
         flat = arr.ravel()
         if datatype is Datatype.BYTES:
-            data: list[Any] = [_text(item) for item in flat]
+            data: list[Any] = [_text(name, item) for item in flat]
         else:
             data = flat.tolist()
         return cls(name=name, datatype=datatype, shape=list(arr.shape), data=data)
 
 
-def _text(item: object) -> str:
+def _text(name: str, item: object) -> str:
     if isinstance(item, bytes):
         return item.decode("utf-8", errors="replace")
-    return str(item)
+    text = str(item)
+    if not _is_utf8(text):
+        raise TensorError(f"tensor '{name}': a BYTES element is text that is not valid UTF-8")
+    return text
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a str that cannot be written as UTF-8 (one with lone surrogates)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
