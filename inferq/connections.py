@@ -50,8 +50,9 @@ def producer_options(settings: KafkaSettings) -> dict[str, Any]:
     }
 
 
-def consumer_options(settings: KafkaSettings, group_id: str) -> dict[str, Any]:
-    """aiokafka consumer in a group with manual commits, tuned as BROKER.md measured."""
+def consumer_options(settings: KafkaSettings, group_id: str | None) -> dict[str, Any]:
+    """aiokafka consumer with manual commits, tuned as BROKER.md measured; without a group
+    (`group_id` None) it reads every partition from the beginning."""
     return {
         **aiokafka_options(settings),
         "group_id": group_id,

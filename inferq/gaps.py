@@ -7,6 +7,9 @@ together out of order, so that a consumer at the log end jumped past a batch: 25
 one `send` per record. A consumer that sees a jump fetches again from the offset it
 expected, up to `attempts` times (each a fetch round later); a gap still there after that
 is accepted as real.
+
+The other way round, a log that now ends before the consumer's position has lost its
+records (the broker restarted empty): the consumer reads it again from its start.
 """
 
 import logging
@@ -55,3 +58,18 @@ class GapGuard:
     def forget(self, partitions: Any) -> None:
         for partition in partitions:
             self._expected.pop(partition, None)
+
+
+async def rewind_lost_partitions(consumer: Any) -> list[Any]:
+    """Partitions whose log now ends before this consumer's position (the broker lost its
+    data: a development broker that restarted, or a topic deleted and created again) are
+    read again from their start; returns them, so the caller can forget their state."""
+    lost = []
+    for partition in consumer.assignment():
+        end = consumer.highwater(partition)
+        if end is not None and await consumer.position(partition) > end:
+            lost.append(partition)
+    if lost:
+        log.warning("the log of %s ends before this consumer's position: reading it again", lost)
+        await consumer.seek_to_beginning(*lost)
+    return lost

@@ -44,3 +44,20 @@ class KafkaSettings(BaseSettings):
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+
+class AdmissionSettings(KafkaSettings):
+    """What every part that submits jobs (the SDK, the results API) checks before sending."""
+
+    submit_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="how long a submit may wait for the broker before it fails "
+        "(SDK: BrokerUnavailable; HTTP: 503)",
+    )
+    max_request_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="largest request accepted: the HTTP body, or the encoded record in the SDK; "
+        "keep it under the broker's message.max.bytes",
+    )

@@ -2,7 +2,15 @@
 
 from producer.aio import AsyncClient
 from producer.client import Client
-from producer.requests import Inputs, SubmitError
+from producer.requests import BrokerUnavailable, Inputs, PayloadTooLarge, SubmitError
 from producer.settings import ProducerSettings
 
-__all__ = ["AsyncClient", "Client", "Inputs", "ProducerSettings", "SubmitError"]
+__all__ = [
+    "AsyncClient",
+    "BrokerUnavailable",
+    "Client",
+    "Inputs",
+    "PayloadTooLarge",
+    "ProducerSettings",
+    "SubmitError",
+]

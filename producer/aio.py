@@ -7,10 +7,18 @@ from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from inferq.connections import aiokafka_options
-from producer.requests import Inputs, build_request, submit_records
+from producer.requests import (
+    BrokerUnavailable,
+    Inputs,
+    build_request,
+    cancel_records,
+    submit_records,
+)
 from producer.settings import ProducerSettings
+from schemas import KafkaRecord
 
 
 class AsyncClient:
@@ -39,7 +47,13 @@ class AsyncClient:
         self._failed: list[asyncio.Future[Any]] = []
 
     async def start(self) -> None:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except KafkaError as exc:
+            await self._producer.stop()
+            raise BrokerUnavailable(
+                f"cannot reach the broker at {self.settings.bootstrap_servers}: {exc}"
+            ) from exc
 
     async def submit(
         self,
@@ -65,13 +79,28 @@ class AsyncClient:
             parameters=parameters,
             binary=self.settings.binary_tensors,
         )
-        for topic, record in submit_records(self._topics, request):
-            future = await self._producer.send(
-                topic, key=record.key, value=record.value, headers=record.headers
-            )
+        await self._send(submit_records(self._topics, request, self.settings.max_request_bytes))
+        return request.job_id
+
+    async def cancel(self, job_id: str) -> None:
+        """Ask for a job to be cancelled: a worker that has not started it will not run it,
+        and the job ends `cancelled` unless a result was written first (read the job to see
+        which); `flush()` waits for the broker to take the request."""
+        await self._send(cancel_records(self._topics, job_id))
+
+    async def _send(self, records: list[tuple[str, KafkaRecord]]) -> None:
+        for topic, record in records:
+            try:
+                future = await self._producer.send(
+                    topic, key=record.key, value=record.value, headers=record.headers
+                )
+            except KafkaError as exc:
+                raise BrokerUnavailable(
+                    f"the broker did not take the record for {topic} within "
+                    f"{self.settings.submit_timeout_s:g} s (submit_timeout_s): {exc}"
+                ) from exc
             self._pending.add(future)
             future.add_done_callback(self._settled)
-        return request.job_id
 
     def _settled(self, future: "asyncio.Future[Any]") -> None:
         self._pending.discard(future)
@@ -86,7 +115,7 @@ class AsyncClient:
         results = await asyncio.gather(*settled, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            raise ConnectionError(
+            raise BrokerUnavailable(
                 f"{len(errors)} record(s) not acknowledged by the broker: {errors[0]}"
             ) from errors[0]
 

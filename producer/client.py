@@ -7,10 +7,18 @@ from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from kafka.net.compat import KafkaNetClient
 
 from inferq.connections import kafka_python_options
-from producer.requests import Inputs, build_request, submit_records
+from producer.requests import (
+    BrokerUnavailable,
+    Inputs,
+    build_request,
+    cancel_records,
+    submit_records,
+)
 from producer.settings import ProducerSettings
+from schemas import KafkaRecord
 
 
 class Client:
@@ -28,14 +36,31 @@ class Client:
             settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
         self.settings = settings
         self._topics = settings.topics
-        self._producer = KafkaProducer(
-            **kafka_python_options(settings),
-            acks="all",
-            enable_idempotence=False,  # the development broker lacks it; results are idempotent
-            linger_ms=settings.linger_ms,
-            max_block_ms=int(settings.submit_timeout_s * 1000),
-            max_request_size=16 * 1024 * 1024,
-        )
+        clients: list[KafkaNetClient] = []
+
+        def client(**config: Any) -> KafkaNetClient:
+            clients.append(KafkaNetClient(**config))
+            return clients[-1]
+
+        timeout_ms = int(settings.submit_timeout_s * 1000)
+        try:
+            self._producer = KafkaProducer(
+                **kafka_python_options(settings),
+                acks="all",
+                enable_idempotence=False,  # the development broker lacks it
+                linger_ms=settings.linger_ms,
+                bootstrap_timeout_ms=timeout_ms,
+                max_block_ms=timeout_ms,
+                request_timeout_ms=timeout_ms,
+                max_request_size=16 * 1024 * 1024,
+                kafka_client=client,
+            )
+        except KafkaError as exc:
+            for made in clients:  # kafka-python leaves a failed bootstrap's sockets open
+                made.close()
+            raise BrokerUnavailable(
+                f"cannot reach the broker at {settings.bootstrap_servers}: {exc}"
+            ) from exc
 
     def submit(
         self,
@@ -61,16 +86,33 @@ class Client:
             parameters=parameters,
             binary=self.settings.binary_tensors,
         )
-        for topic, record in submit_records(self._topics, request):
-            self._producer.send(topic, key=record.key, value=record.value, headers=record.headers)
+        self._send(submit_records(self._topics, request, self.settings.max_request_bytes))
         return request.job_id
+
+    def cancel(self, job_id: str) -> None:
+        """Ask for a job to be cancelled: a worker that has not started it will not run it,
+        and the job ends `cancelled` unless a result was written first (read the job to see
+        which); `flush()` waits for the broker to take the request."""
+        self._send(cancel_records(self._topics, job_id))
+
+    def _send(self, records: list[tuple[str, KafkaRecord]]) -> None:
+        for topic, record in records:
+            try:
+                self._producer.send(
+                    topic, key=record.key, value=record.value, headers=record.headers
+                )
+            except KafkaError as exc:
+                raise BrokerUnavailable(
+                    f"the broker did not take the record for {topic} within "
+                    f"{self.settings.submit_timeout_s:g} s (submit_timeout_s): {exc}"
+                ) from exc
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every submitted job is acknowledged by the broker."""
         try:
             self._producer.flush(timeout=timeout)
         except KafkaError as exc:
-            raise ConnectionError(f"jobs not acknowledged by the broker: {exc}") from exc
+            raise BrokerUnavailable(f"jobs not acknowledged by the broker: {exc}") from exc
 
     def close(self, timeout: float | None = None) -> None:
         self._producer.close(timeout=timeout)

@@ -1,4 +1,4 @@
-"""Turn the arguments of `submit` into the records it sends."""
+"""Turn the arguments of `submit` and `cancel` into the records they send."""
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -8,11 +8,13 @@ import numpy.typing as npt
 from pydantic import ValidationError
 
 from schemas import (
+    CancelRequest,
     InferenceRequest,
     JobEvent,
     KafkaRecord,
     Tensor,
     TensorError,
+    encode_cancel,
     encode_event,
     encode_request,
 )
@@ -24,6 +26,14 @@ Inputs = Mapping[str, npt.ArrayLike | Tensor] | Sequence[Tensor]
 
 class SubmitError(ValueError):
     """The job cannot be submitted as given; nothing was sent."""
+
+
+class PayloadTooLarge(SubmitError):
+    """The encoded request is over `max_request_bytes`; nothing was sent."""
+
+
+class BrokerUnavailable(ConnectionError):
+    """The broker did not take the records within the client's timeout."""
 
 
 def _tensors(inputs: Inputs, binary: bool) -> list[Tensor]:
@@ -66,9 +76,32 @@ def build_request(
         raise SubmitError(summarize(exc)) from exc
 
 
-def submit_records(topics: Topics, request: InferenceRequest) -> list[tuple[str, KafkaRecord]]:
+def submit_records(
+    topics: Topics, request: InferenceRequest, max_bytes: int
+) -> list[tuple[str, KafkaRecord]]:
     """The request for the workers, and a `queued` event so the job is visible at once."""
+    record = encode_request(request)
+    if len(record.value) > max_bytes:
+        raise PayloadTooLarge(
+            f"the request is {len(record.value)} bytes encoded; the limit is {max_bytes} bytes "
+            "(INFERQ_MAX_REQUEST_BYTES)"
+        )
     return [
-        (topics.requests(request.model), encode_request(request)),
+        (topics.requests(request.model), record),
         (topics.results, encode_event(JobEvent.queued(request))),
+    ]
+
+
+def cancel_records(
+    topics: Topics, job_id: str, known: JobEvent | None = None
+) -> list[tuple[str, KafkaRecord]]:
+    """A `cancelled` event (the store keeps the first terminal state of a job), and the
+    cancellation that tells workers not to run the job; `known` is the job's last event."""
+    try:
+        cancel = CancelRequest(job_id=job_id)
+    except ValidationError as exc:
+        raise SubmitError(summarize(exc)) from exc
+    return [
+        (topics.results, encode_event(JobEvent.cancelled(job_id, known))),
+        (topics.cancels, encode_cancel(cancel)),
     ]

@@ -2,13 +2,10 @@
 
 from pydantic import Field
 
-from inferq.settings import KafkaSettings
+from inferq.settings import AdmissionSettings
 
 
-class ProducerSettings(KafkaSettings):
-    submit_timeout_s: float = Field(
-        default=10.0, gt=0, description="how long submit may block when the broker is unreachable"
-    )
+class ProducerSettings(AdmissionSettings):
     linger_ms: int = Field(default=0, ge=0, description="how long records wait to fill a batch")
     binary_tensors: bool = Field(
         default=True,

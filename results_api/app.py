@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from inferq import __version__
 from results_api import errors
+from results_api.limits import BodyLimit
 from results_api.routes import router
 from results_api.services import running_services
 from results_api.settings import ApiSettings
@@ -31,5 +32,6 @@ def create_app(settings: ApiSettings, *, ready: asyncio.Event | None = None) -> 
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(router)
     return app

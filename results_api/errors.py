@@ -3,6 +3,7 @@
 import logging
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -77,6 +78,12 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers)
 
 
+async def _broker_error(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("broker: %s", exc)
+    message = f"the broker is unavailable: {exc}; try again"
+    return error_response(503, ErrorCode.UNAVAILABLE, message, {"Retry-After": "1"})
+
+
 async def _store_error(_: Request, exc: Exception) -> JSONResponse:
     log.error("store: %s", exc)
     return error_response(500, ErrorCode.INTERNAL, str(exc))
@@ -92,4 +99,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(StoreError, _store_error)
+    app.add_exception_handler(KafkaError, _broker_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from inferq.connections import consumer_options
-from inferq.gaps import GapGuard
+from inferq.gaps import GapGuard, rewind_lost_partitions
 from results_api.settings import ApiSettings
 from results_api.store import Encoded, ResultStore
 from results_api.waiters import JobWaiters
@@ -51,6 +51,7 @@ class Ingestor:
         fetched: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=self._fetch_timeout_ms)
         self.assigned = bool(consumer.assignment())
         if not fetched:
+            self._gaps.forget(await rewind_lost_partitions(consumer))
             if self.assigned:
                 async with self._progress:
                     self._caught_up_at = started

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import math
 import re
 import time
 from typing import Annotated
@@ -10,12 +11,13 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import PlainTextResponse
 
-from producer.requests import submit_records
+from producer.requests import PayloadTooLarge, cancel_records, submit_records
 from results_api.errors import ApiError, ErrorResponse
 from results_api.metrics import CONTENT_TYPE, render
 from results_api.models import Health, JobAccepted, JobView, ModelEntry, ModelList, SubmitJob
 from results_api.services import Services, services
-from schemas import ErrorCode, InferenceRequest, JobEvent
+from schemas import ErrorCode, InferenceRequest, JobEvent, JobStatus
+from schemas.codec import KafkaRecord
 from schemas.tensors import TensorError
 
 router = APIRouter()
@@ -23,16 +25,19 @@ MAX_WAIT_S = 60.0
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)", re.IGNORECASE)
 Deps = Annotated[Services, Depends(services)]
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (404, 422, 503)
-}
+
+def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
+    return {code: {"model": ErrorResponse} for code in codes}
+
+
+_ERRORS = _errors(404, 422, 503)
 
 
 @router.post(
     "/v1/jobs",
     status_code=202,
     response_model=JobAccepted,
-    responses=_ERRORS,
+    responses=_errors(404, 413, 422, 429, 503),
     summary="Submit a job",
     tags=["jobs"],
 )
@@ -57,23 +62,49 @@ async def submit_job(body: SubmitJob, response: Response, deps: Deps) -> JobAcce
             ErrorCode.MODEL_NOT_FOUND,
             f"model '{request.model}' is not served: no worker has created its topic",
         )
+    await _check_backlog(request.model, deps)
+    try:
+        records = submit_records(deps.settings.topics, request, deps.settings.max_request_bytes)
+    except PayloadTooLarge as exc:
+        raise ApiError(413, ErrorCode.PAYLOAD_TOO_LARGE, str(exc)) from exc
+    await _send(records, deps)
+    queued = JobEvent.queued(request)
+    await deps.store.apply([queued])
+    deps.counters.submitted += 1
+    return JobAccepted(job_id=request.job_id, status=queued.status)
+
+
+async def _check_backlog(model: str, deps: Deps) -> None:
+    limit = deps.settings.max_backlog
+    if not limit:
+        return
+    backlog = await deps.backlog.of(model)
+    if backlog is not None and backlog > limit:
+        retry_after = max(1, math.ceil(deps.settings.backlog_refresh_ms / 1000))
+        raise ApiError(
+            429,
+            ErrorCode.BACKLOG_FULL,
+            f"model '{model}' has {backlog} jobs waiting, over the limit of {limit} "
+            "(INFERQ_MAX_BACKLOG): try again later",
+            {"Retry-After": str(retry_after)},
+        )
+
+
+async def _send(records: list[tuple[str, KafkaRecord]], deps: Deps) -> None:
+    """Send records and wait for the broker to acknowledge them all."""
     try:
         sent = [
             await deps.producer.send(topic, key=r.key, value=r.value, headers=r.headers)
-            for topic, r in submit_records(deps.settings.topics, request)
+            for topic, r in records
         ]
         await asyncio.gather(*sent)
     except KafkaError as exc:
         raise ApiError(
             503,
             ErrorCode.UNAVAILABLE,
-            f"the broker did not take the job: {exc}",
+            f"the broker did not take the records: {exc}",
             {"Retry-After": "1"},
         ) from exc
-    queued = JobEvent.queued(request)
-    await deps.store.apply([queued])
-    deps.counters.submitted += 1
-    return JobAccepted(job_id=request.job_id, status=queued.status)
 
 
 def _check_inputs(request: InferenceRequest) -> None:
@@ -114,12 +145,55 @@ async def get_job(
             event = await _after_catching_up(job_id, changed, deps)
         if event is None:
             raise ApiError(404, ErrorCode.JOB_NOT_FOUND, f"no job with id '{job_id}'")
-        deadline = time.monotonic() + (seconds or 0)
-        while not event.status.terminal and (left := deadline - time.monotonic()) > 0:
-            changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), left)
-            event = await deps.store.get(job_id) or event
+        event = await _until_terminal(event, changed, deps, seconds or 0)
+    return JobView.of(event)
+
+
+async def _until_terminal(
+    event: JobEvent, changed: asyncio.Event, deps: Deps, seconds: float
+) -> JobEvent:
+    """The job's event once terminal, or its latest after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not event.status.terminal and (left := deadline - time.monotonic()) > 0:
+        changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), left)
+        event = await deps.store.get(event.job_id) or event
+    return event
+
+
+@router.post(
+    "/v1/jobs/{job_id}/cancel",
+    response_model=JobView,
+    response_model_exclude_none=True,
+    responses={
+        202: {"model": JobView, "description": "cancellation sent; its outcome is not known yet"},
+        **_errors(404, 409, 503),
+    },
+    summary="Cancel a job",
+    tags=["jobs"],
+)
+async def cancel_job(job_id: str, deps: Deps, response: Response) -> JobView:
+    """Stop a job that has not run yet: 200 with the job `cancelled`. A job that ended
+    before the cancellation arrived answers 409; if neither is known within
+    `INFERQ_CANCEL_WAIT_MS`, 202 with the job as it stands."""
+    with deps.waiters.watch(job_id) as changed:
+        event = await deps.store.get(job_id) or await _after_catching_up(job_id, changed, deps)
+        if event is None:
+            raise ApiError(404, ErrorCode.JOB_NOT_FOUND, f"no job with id '{job_id}'")
+        if not event.status.terminal:
+            await _send(cancel_records(deps.settings.topics, job_id, event), deps)
+            event = await _until_terminal(event, changed, deps, deps.settings.cancel_wait_ms / 1000)
+    if event.status is JobStatus.CANCELLED:
+        return JobView.of(event)
+    if event.status.terminal:
+        raise ApiError(
+            409,
+            ErrorCode.JOB_FINISHED,
+            f"job '{job_id}' has already ended {event.status.value}: only a job that has not "
+            "finished can be cancelled",
+        )
+    response.status_code = 202
     return JobView.of(event)
 
 
@@ -154,6 +228,9 @@ async def healthz() -> Health:
     "/readyz", response_model=Health, responses=_ERRORS, tags=["service"], summary="Readiness"
 )
 async def readyz(deps: Deps) -> Health:
+    """Ready when the broker answers, results ingestion has partitions and the store reads."""
+    if deps.broker.problem is not None:
+        raise ApiError(503, ErrorCode.UNAVAILABLE, deps.broker.problem)
     if not deps.ingestor.assigned:
         raise ApiError(503, ErrorCode.UNAVAILABLE, "results ingestion has no partitions yet")
     await deps.store.ping()

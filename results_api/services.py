@@ -5,12 +5,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import Request
 
 from inferq.admin import ensure_topics
 from inferq.connections import aiokafka_options, producer_options
+from inferq.health import BrokerWatch
+from results_api.backlog import Backlog
 from results_api.catalog import ModelCatalog
 from results_api.directory import ModelDirectory
 from results_api.ingest import Ingestor
@@ -29,29 +31,38 @@ class Services:
     ingestor: Ingestor
     waiters: JobWaiters
     directory: ModelDirectory
+    backlog: Backlog
+    broker: BrokerWatch
     counters: Counters = field(default_factory=Counters)
 
 
 @contextlib.asynccontextmanager
 async def running_services(settings: ApiSettings) -> AsyncIterator[Services]:
     topics = settings.topics
-    await ensure_topics(
-        settings,
-        {
-            topics.results: settings.results_partitions,
-            topics.dlq: settings.request_partitions,
-            topics.models: 1,
-        },
-    )
+    partitions = {
+        topics.results: settings.results_partitions,
+        topics.dlq: settings.request_partitions,
+        topics.models: 1,
+        topics.cancels: 1,
+    }
+    await ensure_topics(settings, partitions)
+    broker = BrokerWatch(settings, partitions)
     async with contextlib.AsyncExitStack() as stack:
         store = await open_store(settings.store)
         stack.push_async_callback(store.close)
-        producer = AIOKafkaProducer(**producer_options(settings))
+        producer = AIOKafkaProducer(
+            **producer_options(settings),
+            request_timeout_ms=int(settings.submit_timeout_s * 1000),
+        )
         await producer.start()
         stack.push_async_callback(producer.stop)
         admin = AIOKafkaAdminClient(**aiokafka_options(settings))
         await admin.start()
         stack.push_async_callback(admin.close)
+        offsets = AIOKafkaConsumer(**aiokafka_options(settings))
+        await offsets.start()
+        stack.push_async_callback(offsets.stop)
+        backlog = Backlog(admin, offsets, topics, settings.backlog_refresh_ms / 1000)
         waiters = JobWaiters()
         ingestor = Ingestor(settings, store, waiters)
         directory = ModelDirectory(settings)
@@ -59,6 +70,7 @@ async def running_services(settings: ApiSettings) -> AsyncIterator[Services]:
         tasks = [
             asyncio.create_task(ingestor.run(stop), name="inferq-ingest"),
             asyncio.create_task(directory.run(stop), name="inferq-models"),
+            asyncio.create_task(broker.run(stop), name="inferq-broker-watch"),
         ]
 
         async def stop_tasks() -> None:
@@ -67,7 +79,15 @@ async def running_services(settings: ApiSettings) -> AsyncIterator[Services]:
 
         stack.push_async_callback(stop_tasks)
         yield Services(
-            settings, store, producer, ModelCatalog(admin, topics), ingestor, waiters, directory
+            settings,
+            store,
+            producer,
+            ModelCatalog(admin, topics),
+            ingestor,
+            waiters,
+            directory,
+            backlog,
+            broker,
         )
 
 

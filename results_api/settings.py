@@ -2,10 +2,10 @@
 
 from pydantic import Field
 
-from inferq.settings import KafkaSettings
+from inferq.settings import AdmissionSettings
 
 
-class ApiSettings(KafkaSettings):
+class ApiSettings(AdmissionSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     store: str = Field(
@@ -21,6 +21,26 @@ class ApiSettings(KafkaSettings):
         ge=0,
         le=10_000,
         description="how long a GET for an unknown id waits for ingestion to catch up before 404",
+    )
+
+    max_backlog: int = Field(
+        default=100_000,
+        ge=0,
+        description="POST /v1/jobs answers 429 while a model has more jobs than this not yet "
+        "committed by its workers (consumer lag); 0 turns the check off",
+    )
+    backlog_refresh_ms: int = Field(
+        default=1000,
+        ge=10,
+        le=60_000,
+        description="how long a model's measured backlog is reused; also the Retry-After of a 429",
+    )
+    cancel_wait_ms: int = Field(
+        default=5000,
+        ge=0,
+        le=60_000,
+        description="how long POST /v1/jobs/{id}/cancel waits to learn whether the cancellation "
+        "or a result came first (202 if it cannot tell by then)",
     )
 
     @property

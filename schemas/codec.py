@@ -7,7 +7,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from schemas.errors import ErrorCode
-from schemas.messages import SCHEMA_VERSION, EventHead, InferenceRequest, JobEvent
+from schemas.messages import SCHEMA_VERSION, CancelRequest, EventHead, InferenceRequest, JobEvent
 
 HEADER_CONTENT_TYPE = "content-type"
 HEADER_SCHEMA_VERSION = "inferq-schema-version"
@@ -55,6 +55,10 @@ def encode_request(request: InferenceRequest) -> KafkaRecord:
 
 def encode_event(event: JobEvent) -> KafkaRecord:
     return _encode(event.job_id, event)
+
+
+def encode_cancel(cancel: CancelRequest) -> KafkaRecord:
+    return _encode(cancel.job_id, cancel)
 
 
 def _header(headers: Headers | None, name: str) -> bytes | None:
@@ -133,3 +137,7 @@ def decode_event(value: bytes | None, headers: Headers | None = None) -> JobEven
 def decode_event_head(value: bytes | None, headers: Headers | None = None) -> EventHead:
     """Only the job id and status of an event: what a store needs to order events."""
     return _decode(EventHead, value, headers)
+
+
+def decode_cancel(value: bytes | None, headers: Headers | None = None) -> CancelRequest:
+    return _decode(CancelRequest, value, headers)

@@ -17,6 +17,12 @@ class ErrorCode(StrEnum):
     JOB_NOT_FOUND = "job_not_found"
     # execution
     INFERENCE_ERROR = "inference_error"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    CANCELLED = "cancelled"
+    # admission
+    JOB_FINISHED = "job_finished"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    BACKLOG_FULL = "backlog_full"
     # service
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
 
-from schemas.errors import ErrorInfo
+from schemas.errors import ErrorCode, ErrorInfo
 from schemas.jsonvalues import JsonObject
 from schemas.status import JobStatus
 from schemas.tensors import Tensor
@@ -91,6 +91,20 @@ class JobEvent(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
+    def cancelled(cls, job_id: str, known: "JobEvent | None" = None) -> "JobEvent":
+        """The `cancelled` event of a job, keeping what `known` (its last event) says of it."""
+        return cls(
+            job_id=job_id,
+            status=JobStatus.CANCELLED,
+            model=known.model if known else None,
+            model_version=known.model_version if known else None,
+            error=ErrorInfo(code=ErrorCode.CANCELLED, message="the job was cancelled on request"),
+            submitted_at=known.submitted_at if known else None,
+            completed_at=utcnow(),
+            metadata=known.metadata if known else {},
+        )
+
+    @classmethod
     def queued(cls, request: InferenceRequest) -> "JobEvent":
         return cls(
             job_id=request.job_id,
@@ -100,6 +114,16 @@ class JobEvent(BaseModel):
             submitted_at=request.submitted_at,
             metadata=request.metadata,
         )
+
+
+class CancelRequest(BaseModel):
+    """A request to cancel a job, as it travels on `<prefix>.cancels` (key = job_id)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+    requested_at: AwareDatetime = Field(default_factory=utcnow)
 
 
 class EventHead(BaseModel):

@@ -1,4 +1,5 @@
-"""Topic names: one request topic per model, one results topic, one dead-letter topic."""
+"""Topic names: one request topic per model, one results topic, one dead-letter topic,
+one topic of cancellations."""
 
 from dataclasses import dataclass
 
@@ -22,6 +23,11 @@ class Topics:
     @property
     def dlq(self) -> str:
         return f"{self.prefix}.dlq"
+
+    @property
+    def cancels(self) -> str:
+        """Requests to cancel jobs (key = job_id): every worker reads all of them."""
+        return f"{self.prefix}.cancels"
 
     def worker_group(self, model: str) -> str:
         return f"{self.prefix}.workers.{model}"

@@ -91,6 +91,26 @@ def failed_event(
     )
 
 
+def expired_event(job: Job, worker: str) -> JobEvent:
+    """An `expired` event for a job whose deadline passed before it could run."""
+    request = job.request
+    deadline = request.deadline.isoformat() if request.deadline else "its deadline"
+    return JobEvent(
+        job_id=request.job_id,
+        status=JobStatus.EXPIRED,
+        model=request.model,
+        model_version=job.model.version,
+        error=ErrorInfo(
+            code=ErrorCode.DEADLINE_EXCEEDED,
+            message=f"the deadline {deadline} passed before the job could run",
+        ),
+        worker=worker,
+        submitted_at=request.submitted_at,
+        completed_at=utcnow(),
+        metadata=request.metadata,
+    )
+
+
 def job_id_from_key(key: bytes | None) -> str | None:
     if not key:
         return None

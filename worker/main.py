@@ -9,12 +9,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from inferq.admin import ensure_topics
 from inferq.connections import consumer_options, producer_options
+from inferq.health import BrokerWatch
+from worker.cancels import Cancellations
 from worker.pipeline import ModelPipeline
 from worker.repository import ModelRepository, list_models
 from worker.settings import WorkerSettings
 from worker.upkeep import upkeep
 
 log = logging.getLogger(__name__)
+
+_CLOSE_TIMEOUT_S = 10.0  # for the producer's last flush once serving has ended
 
 
 class NoModelsError(RuntimeError):
@@ -48,40 +52,96 @@ class Worker:
             intra_op_threads=s.intra_op_threads,
             providers=s.execution_providers,
         )
-        await ensure_topics(
-            s,
-            {
-                **{self.topics.requests(m): s.request_partitions for m in models},
-                self.topics.results: s.results_partitions,
-                self.topics.dlq: s.request_partitions,
-                self.topics.models: 1,
-            },
-        )
+        partitions = {
+            **{self.topics.requests(m): s.request_partitions for m in models},
+            self.topics.results: s.results_partitions,
+            self.topics.dlq: s.request_partitions,
+            self.topics.models: 1,
+            self.topics.cancels: 1,
+        }
+        await ensure_topics(s, partitions)
+        self.broker = BrokerWatch(s, partitions)
         executor = ThreadPoolExecutor(len(models), thread_name_prefix="inferq-ort")
         producer = AIOKafkaProducer(**producer_options(s))
         await producer.start()
+        cancellations = Cancellations(s.max_cancelled_jobs)
         try:
             async with contextlib.AsyncExitStack() as stack:
+                cancels = AIOKafkaConsumer(self.topics.cancels, **consumer_options(s, None))
+                await cancels.start()
+                stack.push_async_callback(cancels.stop)
                 for model in models:
                     consumer = AIOKafkaConsumer(
                         **consumer_options(s, self.topics.worker_group(model))
                     )
                     pipeline = ModelPipeline(
-                        model, s, repository, producer, executor, consumer, self._assigned
+                        model,
+                        s,
+                        repository,
+                        producer,
+                        executor,
+                        consumer,
+                        cancellations,
+                        self._assigned,
                     )
                     consumer.subscribe([self.topics.requests(model)], listener=pipeline.listener())
                     await consumer.start()
                     stack.push_async_callback(consumer.stop)
                     self.pipelines.append(pipeline)
-                log.info("worker %s serving %s", s.worker_name, ", ".join(models))
-                async with asyncio.TaskGroup() as tasks:
-                    tasks.create_task(upkeep(repository, producer, s, stop))
-                    for pipeline in self.pipelines:
-                        tasks.create_task(pipeline.run(stop))
+                serving = asyncio.create_task(
+                    self._serve(repository, producer, (cancellations, cancels), stop)
+                )
+                await _drain_within(serving, stop, s.drain_timeout_s)
         finally:
-            await producer.stop()
+            try:
+                await asyncio.wait_for(producer.stop(), _CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("the producer did not close within %.0f s", _CLOSE_TIMEOUT_S)
             executor.shutdown(wait=True)
+
+    async def _serve(
+        self,
+        repository: ModelRepository,
+        producer: AIOKafkaProducer,
+        cancels: tuple[Cancellations, AIOKafkaConsumer],
+        stop: asyncio.Event,
+    ) -> None:
+        s = self.settings
+        cancellations, consumer = cancels
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(cancellations.follow(consumer, stop))
+            tasks.create_task(self.broker.run(stop))
+            # Jobs cancelled before this worker started must not run: read them all first.
+            await cancellations.caught_up.wait()
+            served = ", ".join(p.model for p in self.pipelines)
+            log.info("worker %s serving %s", s.worker_name, served)
+            tasks.create_task(upkeep(repository, producer, s, stop))
+            for pipeline in self.pipelines:
+                tasks.create_task(pipeline.run(stop))
 
     def _assigned(self) -> None:
         if all(p.assigned.is_set() for p in self.pipelines):
             self.ready.set()
+
+
+async def _drain_within(serving: "asyncio.Task[None]", stop: asyncio.Event, grace_s: float) -> None:
+    """Wait for `serving` to end; once `stop` is set, give it `grace_s` to drain, then cancel
+    it: whatever it had not committed runs again on another worker."""
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not serving.done():
+        done, _ = await asyncio.wait([serving], timeout=grace_s)
+        if not done:
+            log.warning(
+                "drain did not finish within %.1f s (INFERQ_DRAIN_TIMEOUT_S): leaving now; "
+                "jobs not committed will run again on another worker",
+                grace_s,
+            )
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+            return
+    serving.result()

@@ -16,14 +16,15 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from inferq.gaps import GapGuard
-from schemas import ErrorCode
+from inferq.gaps import GapGuard, rewind_lost_partitions
+from schemas import ErrorCode, utcnow
 from schemas.codec import KafkaRecord
 from schemas.topics import Topics
 from worker.batcher import Batcher
+from worker.cancels import Cancellations
 from worker.delivery import Delivery, Outgoing, dead_letter, encoded
 from worker.execute import run_batch
-from worker.jobs import Job, Rejected, failed_event, job_id_from_key, prepare
+from worker.jobs import Job, Rejected, expired_event, failed_event, job_id_from_key, prepare
 from worker.offsets import OffsetTracker
 from worker.repository import ModelRepository
 from worker.settings import WorkerSettings
@@ -60,6 +61,7 @@ class ModelPipeline:
         producer: AIOKafkaProducer,
         executor: Executor,
         consumer: AIOKafkaConsumer,
+        cancellations: Cancellations,
         on_assigned: Callable[[], None],
     ) -> None:
         self.on_assigned = on_assigned
@@ -69,6 +71,8 @@ class ModelPipeline:
         self.repository = repository
         self.executor = executor
         self.consumer = consumer
+        self.cancellations = cancellations
+        self.skipped_cancelled = 0  # jobs not run because they were cancelled
         self.tracker = OffsetTracker()
         self.gaps = GapGuard()
         self.assigned = asyncio.Event()
@@ -94,6 +98,10 @@ class ModelPipeline:
                 fetched: dict[Any, list[Any]] = await self.consumer.getmany(
                     timeout_ms=100, max_records=self.settings.max_poll_records
                 )
+                if not fetched:
+                    lost = await rewind_lost_partitions(self.consumer)
+                    self.tracker.forget(lost)
+                    self.gaps.forget(lost)
                 for partition, records in fetched.items():
                     for record in self.gaps.follow_on(self.consumer, partition, records):
                         await self._take(partition, record)
@@ -106,6 +114,9 @@ class ModelPipeline:
         prepared = self._prepare(record)
         if isinstance(prepared, Job):
             prepared.origin = origin
+            if (instead := self._instead_of_running(prepared)) is not None:
+                await self.delivery.send(instead, [origin])
+                return
             prepared.enqueued = time.monotonic()
             await self.batcher.put(prepared)
             return
@@ -141,13 +152,34 @@ class ModelPipeline:
         worker = self.settings.worker_name
         results = self.topics.results
         while (batch := await self.batcher.get()) is not None:
-            records: list[KafkaRecord] = await loop.run_in_executor(
-                self.executor, run_batch, batch, worker
-            )
+            outgoing: list[Outgoing] = []
+            runnable: list[Job] = []
+            for job in batch:  # checked again: a job may have waited in the batcher
+                instead = self._instead_of_running(job)
+                if instead is None:
+                    runnable.append(job)
+                else:
+                    outgoing.extend(instead)
+            if runnable:
+                records: list[KafkaRecord] = await loop.run_in_executor(
+                    self.executor, run_batch, runnable, worker
+                )
+                outgoing.extend((results, r) for r in records)
             origins = [job.origin for job in batch if job.origin is not None]
-            await self.delivery.send([(results, r) for r in records], origins)
+            await self.delivery.send(outgoing, origins)
         await self.delivery.drain()
         self._drained.set()
+
+    def _instead_of_running(self, job: Job) -> list[Outgoing] | None:
+        """What to publish for a job that must not run (nothing for a cancelled job: its
+        `cancelled` event came with the cancellation; an `expired` event for a job past its
+        deadline), or None when it should run."""
+        if job.request.job_id in self.cancellations:
+            self.skipped_cancelled += 1
+            return []
+        if job.request.deadline is not None and job.request.deadline <= utcnow():
+            return [encoded(self.topics.results, expired_event(job, self.settings.worker_name))]
+        return None
 
     async def _commit_periodically(self) -> None:
         interval = self.settings.commit_interval_ms / 1000

@@ -52,6 +52,17 @@ class WorkerSettings(KafkaSettings):
         description="how often new model versions are looked for and the served models announced",
     )
     commit_interval_ms: int = Field(default=200, ge=1, le=60_000)
+    drain_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="grace period after SIGTERM to finish fetched jobs, publish, commit and leave; "
+        "jobs not committed by then run again on another worker",
+    )
+    max_cancelled_jobs: int = Field(
+        default=100_000,
+        ge=1,
+        description="cancelled job ids each worker remembers (the most recent ones)",
+    )
     max_poll_records: int = Field(default=1024, ge=1)
     intra_op_threads: int = Field(default=1, ge=0, description="0 lets ONNX Runtime decide")
     execution_providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])

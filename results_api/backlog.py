@@ -1,0 +1,73 @@
+"""A model's backlog: the consumer lag of its worker group on its request topic.
+
+Lag is measured as Kafka tools measure it: the log end of each partition (ListOffsets)
+less the group's committed offset (the log start where the group has committed nothing).
+Each model's figure is kept for `refresh_s`, so a burst of submits costs two admin
+requests a second, not two per request. On Apache Kafka the figure is exact; the
+development broker answers the log end as of the last produce batch's first record, so
+there it can be short by less than one batch per partition.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from schemas.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Measured:
+    lag: int
+    at: float
+
+
+class Backlog:
+    def __init__(
+        self,
+        admin: AIOKafkaAdminClient,
+        offsets: AIOKafkaConsumer,
+        topics: Topics,
+        refresh_s: float,
+    ) -> None:
+        self._admin = admin
+        self._offsets = offsets  # a consumer without a group: only asked for offsets
+        self._topics = topics
+        self._refresh_s = refresh_s
+        self._measured: dict[str, _Measured] = {}
+
+    async def of(self, model: str) -> int | None:
+        """Jobs of `model` not yet committed by its workers; None if it cannot be measured."""
+        known = self._measured.get(model)
+        now = time.monotonic()
+        if known is not None and now - known.at < self._refresh_s:
+            return known.lag
+        try:
+            lag = await self._measure(model)
+        except KafkaError as exc:
+            log.warning("cannot measure the backlog of %s: %s", model, exc)
+            return None
+        self._measured[model] = _Measured(lag, now)
+        return lag
+
+    async def _measure(self, model: str) -> int:
+        topic = self._topics.requests(model)
+        described = await self._admin.describe_topics([topic])
+        partitions = [
+            TopicPartition(topic, p["partition"]) for d in described for p in d["partitions"]
+        ]
+        ends = await self._offsets.end_offsets(partitions)
+        starts = await self._offsets.beginning_offsets(partitions)
+        committed = await self._admin.list_consumer_group_offsets(
+            self._topics.worker_group(model), partitions=partitions
+        )
+        lag = 0
+        for partition in partitions:
+            done = committed[partition].offset if partition in committed else -1
+            lag += max(0, ends[partition] - max(done, starts[partition]))
+        return lag
