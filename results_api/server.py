@@ -32,6 +32,7 @@ async def serve(
         log_level="warning",
         access_log=False,
         lifespan="on",
+        timeout_graceful_shutdown=int(settings.drain_timeout_s) or 1,
     )
     server = _Server(config)
     sock = config.bind_socket()

@@ -35,6 +35,11 @@ class ApiSettings(AdmissionSettings):
         le=60_000,
         description="how long a model's measured backlog is reused; also the Retry-After of a 429",
     )
+    drain_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="grace period after SIGTERM for requests in flight (long-polls included)",
+    )
     cancel_wait_ms: int = Field(
         default=5000,
         ge=0,
