@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from schemas import (
     CancelRequest,
+    ErrorCode,
     InferenceRequest,
     JobEvent,
     KafkaRecord,
@@ -19,21 +20,28 @@ from schemas import (
     encode_request,
 )
 from schemas.codec import summarize
+from schemas.errors import PermanentError, TransientError
 from schemas.topics import Topics
 
 Inputs = Mapping[str, npt.ArrayLike | Tensor] | Sequence[Tensor]
 
 
-class SubmitError(ValueError):
+class SubmitError(PermanentError, ValueError):
     """The job cannot be submitted as given; nothing was sent."""
+
+    code = ErrorCode.INVALID_REQUEST
 
 
 class PayloadTooLarge(SubmitError):
     """The encoded request is over `max_request_bytes`; nothing was sent."""
 
+    code = ErrorCode.PAYLOAD_TOO_LARGE
 
-class BrokerUnavailable(ConnectionError):
+
+class BrokerUnavailable(TransientError, ConnectionError):
     """The broker did not take the records within the client's timeout."""
+
+    code = ErrorCode.UNAVAILABLE
 
 
 def _tensors(inputs: Inputs, binary: bool) -> list[Tensor]:

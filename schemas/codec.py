@@ -6,7 +6,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from schemas.errors import ErrorCode
+from schemas.errors import ErrorCode, PermanentError
 from schemas.messages import SCHEMA_VERSION, CancelRequest, EventHead, InferenceRequest, JobEvent
 
 HEADER_CONTENT_TYPE = "content-type"
@@ -25,7 +25,7 @@ class KafkaRecord:
     headers: Headers
 
 
-class DecodeError(ValueError):
+class DecodeError(PermanentError, ValueError):
     """A record that is not a valid message; `code` is an ErrorCode value."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
@@ -107,7 +107,9 @@ def _body_version(value: bytes) -> object:
 
 
 def _check_version(version: object) -> None:
-    if version != SCHEMA_VERSION:
+    """A whole number other than this build's is another schema version; anything else in
+    that field is an invalid body of this one, reported as such by the caller."""
+    if isinstance(version, int) and not isinstance(version, bool) and version != SCHEMA_VERSION:
         raise DecodeError(
             ErrorCode.UNSUPPORTED_SCHEMA_VERSION,
             f"schema version {version} is not supported; this build reads version {SCHEMA_VERSION}",

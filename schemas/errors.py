@@ -1,4 +1,5 @@
-"""The error shape every part of inferq reports: a machine code and a human message."""
+"""The error shape every part of inferq reports (a machine code and a human message), and
+the one tree of errors inferq raises: permanent or transient."""
 
 from enum import StrEnum
 
@@ -28,6 +29,25 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal_error"
+
+
+class InferqError(Exception):
+    """The root of every error inferq raises on purpose; `code` is what a job or an HTTP
+    answer reports for it."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+    transient = False
+
+
+class PermanentError(InferqError):
+    """Trying again cannot help (the input, the model, the request is wrong): fail at once."""
+
+
+class TransientError(InferqError):
+    """Trying again later may help (the broker, a model session): retry with backoff, up
+    to a limit."""
+
+    transient = True
 
 
 class ErrorInfo(BaseModel):

@@ -9,11 +9,14 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
+from schemas.errors import ErrorCode, PermanentError
 from schemas.rawbytes import RawError, pack, unpack
 
 
-class TensorError(ValueError):
+class TensorError(PermanentError, ValueError):
     """A tensor whose datatype, shape and data do not agree."""
+
+    code = ErrorCode.INVALID_INPUT
 
 
 class Datatype(StrEnum):

@@ -11,6 +11,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from inferq.demo_models import dataset
+from inferq.retry import Backoff
 from schemas import (
     Datatype,
     ErrorCode,
@@ -332,3 +333,17 @@ def test_outputs_without_a_batch_dimension_run_job_by_job(toys: ModelRepository)
     events = events_of([a, b], "w")
     assert [outputs(e)["y"].tolist() for e in events] == [[[1.0, 1.0]], [[3.0, 3.0]]]
     assert [e.timings.batch_size if e.timings else None for e in events] == [1, 1]
+
+
+def test_a_batch_onnx_runtime_fails_is_tried_again_then_job_by_job(
+    toys: ModelRepository, caplog: pytest.LogCaptureFixture
+) -> None:
+    gather = toys.get("gather")
+    jobs = [job(gather, idx=np.array([i], dtype=np.int64)) for i in (0, 5)]
+    with caplog.at_level("WARNING", logger="worker.execute"):
+        records = run_batch(jobs, "w", Backoff(first_s=0.0, max_s=0.0, retries=2))
+    good, bad = (decode_event(r.value, r.headers) for r in records)
+    assert [good.status, bad.status] == ["succeeded", "failed"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("batch of 2 failed" in m and "again in" in m for m in messages) == 2
+    assert sum("running its jobs one by one" in m for m in messages) == 1

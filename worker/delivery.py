@@ -1,18 +1,18 @@
 """Send results and dead letters; when the broker has acknowledged them, finish their records.
 
-A failed send is retried with exponential backoff and jitter until it succeeds or the
-worker stops hard: records whose results are not acknowledged are never committed, so
-another worker runs them again.
+A failed send is a transient error: retried with exponential backoff and jitter
+(`RESEND`) until it succeeds or the worker stops: records whose results are not
+acknowledged are never committed, so another worker runs them again.
 """
 
 import asyncio
 import logging
-import random
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from inferq.retry import Backoff
 from schemas import JobEvent, KafkaRecord, encode_event
 from schemas.codec import Headers
 from worker.offsets import OffsetTracker
@@ -28,8 +28,7 @@ HEADER_ORIGIN_OFFSET = "inferq-origin-offset"
 Outgoing = tuple[str, KafkaRecord]
 Origin = tuple[Any, int]  # (partition, offset) of a fetched record
 
-_FIRST_RETRY_S = 0.1
-_MAX_RETRY_S = 5.0
+RESEND = Backoff(first_s=0.1, max_s=5.0)  # no limit: a result is never dropped
 
 
 def encoded(topic: str, event: JobEvent) -> Outgoing:
@@ -81,13 +80,13 @@ class Delivery:
         self, futures: list["asyncio.Future[Any]"], outgoing: list[Outgoing], origins: list[Origin]
     ) -> None:
         try:
-            delay = _FIRST_RETRY_S
+            pauses = RESEND.pauses()
             while True:
                 try:
                     await asyncio.gather(*futures)
                     break
                 except KafkaError as exc:
-                    pause = random.uniform(delay / 2, delay)
+                    pause = next(pauses)
                     log.warning(
                         "%d results not acknowledged (%s); again in %.1fs",
                         len(outgoing),
@@ -95,7 +94,6 @@ class Delivery:
                         pause,
                     )
                     await asyncio.sleep(pause)
-                    delay = min(delay * 2, _MAX_RETRY_S)
                     futures = await self._send(outgoing)
             for partition, offset in origins:
                 self._tracker.finished(partition, offset)

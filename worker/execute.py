@@ -1,6 +1,7 @@
 """Run one batch of compatible jobs on their model, and split the outputs per job.
 
-A batch that fails is retried job by job, so one bad job cannot fail its neighbours.
+A batch that ONNX Runtime fails is tried again (`inference_retries` times, with backoff),
+then job by job, so one bad job cannot fail its neighbours.
 """
 
 import logging
@@ -10,10 +11,11 @@ from datetime import datetime
 
 import numpy as np
 
+from inferq.retry import Backoff
 from schemas import ErrorCode, KafkaRecord, Timings, encode_event, utcnow
 from worker.jobs import Job, failed_event
 from worker.results import succeeded_record
-from worker.runtime import Arrays
+from worker.runtime import Arrays, InferenceFailed
 
 log = logging.getLogger(__name__)
 
@@ -54,30 +56,50 @@ class _Run:
         )
 
 
-def run_batch(jobs: list[Job], worker: str) -> list[KafkaRecord]:
-    """Run one batch of compatible jobs; every job gets exactly one terminal result record."""
-    started = utcnow()
-    began = time.monotonic()
-    try:
-        per_job = _split(jobs[0].model.run(_merge(jobs)), jobs)
-        run = _Run(started, began, (time.monotonic() - began) * 1000, len(jobs))
-        completed = utcnow()
-        return [
-            succeeded_record(job, out, run.timings(job), worker, completed)
-            for job, out in zip(jobs, per_job, strict=True)
-        ]
-    except Exception as exc:
-        if len(jobs) > 1:
-            log.warning("batch of %d failed (%s); retrying job by job", len(jobs), exc)
-            return [record for job in jobs for record in run_batch([job], worker)]
-        job = jobs[0]
-        log.warning("job %s failed: %s", job.request.job_id, exc)
-        event = failed_event(
-            job.request.job_id,
-            ErrorCode.INFERENCE_ERROR,
-            f"model {job.model.name} failed: {exc}",
-            worker=worker,
-            request=job.request,
-            model_version=job.model.version,
-        )
-        return [encode_event(event)]
+ONCE = Backoff(first_s=0.0, max_s=0.0, retries=0)
+
+
+def run_batch(jobs: list[Job], worker: str, rerun: Backoff = ONCE) -> list[KafkaRecord]:
+    """Run one batch of compatible jobs; every job gets exactly one terminal result record.
+
+    A batch that ONNX Runtime fails (a transient error) is tried again after each pause
+    of `rerun`; a batch that still fails, or fails otherwise, is run job by job, once each.
+    """
+    pauses = rerun.pauses()
+    while True:
+        started = utcnow()
+        began = time.monotonic()
+        try:
+            per_job = _split(jobs[0].model.run(_merge(jobs)), jobs)
+            break
+        except InferenceFailed as exc:
+            if (pause := next(pauses, None)) is None:
+                return _alone(jobs, worker, exc)
+            log.warning("batch of %d failed (%s); again in %.2fs", len(jobs), exc, pause)
+            time.sleep(pause)  # this model's inference thread: nothing else waits on it
+        except Exception as exc:
+            return _alone(jobs, worker, exc)
+    run = _Run(started, began, (time.monotonic() - began) * 1000, len(jobs))
+    completed = utcnow()
+    return [
+        succeeded_record(job, out, run.timings(job), worker, completed)
+        for job, out in zip(jobs, per_job, strict=True)
+    ]
+
+
+def _alone(jobs: list[Job], worker: str, exc: Exception) -> list[KafkaRecord]:
+    """Each job of a failed batch run on its own; a job that failed alone ends `failed`."""
+    if len(jobs) > 1:
+        log.warning("batch of %d failed (%s); running its jobs one by one", len(jobs), exc)
+        return [record for job in jobs for record in run_batch([job], worker)]
+    job = jobs[0]
+    log.warning("job %s failed: %s", job.request.job_id, exc)
+    event = failed_event(
+        job.request.job_id,
+        ErrorCode.INFERENCE_ERROR,
+        f"model {job.model.name} failed: {exc}",
+        worker=worker,
+        request=job.request,
+        model_version=job.model.version,
+    )
+    return [encode_event(event)]

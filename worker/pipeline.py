@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 from inferq.gaps import GapGuard, rewind_lost_partitions
+from inferq.retry import Backoff
 from schemas import ErrorCode, utcnow
 from schemas.codec import KafkaRecord
 from schemas.topics import Topics
@@ -81,6 +82,7 @@ class ModelPipeline:
         )
         self.delivery = Delivery(producer, settings.max_in_flight_batches, self.tracker)
         self._drained = asyncio.Event()
+        self.rerun = Backoff(first_s=0.05, max_s=1.0, retries=settings.inference_retries)
 
     def listener(self) -> _Rebalance:
         return _Rebalance(self)
@@ -162,7 +164,7 @@ class ModelPipeline:
                     outgoing.extend(instead)
             if runnable:
                 records: list[KafkaRecord] = await loop.run_in_executor(
-                    self.executor, run_batch, runnable, worker
+                    self.executor, run_batch, runnable, worker, self.rerun
                 )
                 outgoing.extend((results, r) for r in records)
             origins = [job.origin for job in batch if job.origin is not None]

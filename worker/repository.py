@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+from schemas.errors import ErrorCode, PermanentError
 from worker.config import ModelConfig
 from worker.runtime import LoadedModel
 
@@ -11,12 +12,12 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.onnx"
 
 
-class ModelNotFound(LookupError):
-    pass
+class ModelNotFound(PermanentError, LookupError):
+    code = ErrorCode.MODEL_NOT_FOUND
 
 
-class VersionNotFound(LookupError):
-    pass
+class VersionNotFound(PermanentError, LookupError):
+    code = ErrorCode.MODEL_VERSION_NOT_FOUND
 
 
 def list_models(root: Path) -> list[str]:

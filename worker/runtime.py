@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from schemas.errors import ErrorCode, PermanentError, TransientError
 from schemas.tensors import Datatype
 from worker.config import ConfigError, ModelConfig
 
@@ -36,8 +37,17 @@ _ORT_TYPES: dict[str, Datatype] = {
 _MAX_LAYOUTS = 1024  # input layouts (names, dtypes, trailing dims) remembered as valid
 
 
-class InputError(ValueError):
+class InputError(PermanentError, ValueError):
     """Inputs that do not fit the model's signature."""
+
+    code = ErrorCode.INVALID_INPUT
+
+
+class InferenceFailed(TransientError):
+    """ONNX Runtime failed on a batch: it may pass (resources, a device), so the batch is
+    tried again before its jobs are run one by one."""
+
+    code = ErrorCode.INFERENCE_ERROR
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +189,10 @@ class LoadedModel:
         arrays = {self._to_graph.get(name, name): value for name, value in arrays.items()}
         for prepare in self._preprocess:
             arrays = prepare(arrays)
-        values = self.session.run(self._graph_outputs, arrays)
+        try:
+            values = self.session.run(self._graph_outputs, arrays)
+        except Exception as exc:  # ONNX Runtime's own exception types are not exported
+            raise InferenceFailed(str(exc)) from exc
         outputs: Arrays = {
             public: np.asarray(value)
             for public, value in zip(self.output_names, values, strict=True)

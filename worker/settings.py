@@ -52,6 +52,13 @@ class WorkerSettings(KafkaSettings):
         description="how often new model versions are looked for and the served models announced",
     )
     commit_interval_ms: int = Field(default=200, ge=1, le=60_000)
+    inference_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="tries again of a batch ONNX Runtime failed (backoff from 50 ms, with "
+        "jitter) before its jobs run one by one",
+    )
     drain_timeout_s: float = Field(
         default=30.0,
         gt=0,
