@@ -7,7 +7,6 @@ from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from kafka.net.compat import KafkaNetClient
 
 from inferq.connections import kafka_python_options
 from producer.requests import (
@@ -36,12 +35,6 @@ class Client:
             settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
         self.settings = settings
         self._topics = settings.topics
-        clients: list[KafkaNetClient] = []
-
-        def client(**config: Any) -> KafkaNetClient:
-            clients.append(KafkaNetClient(**config))
-            return clients[-1]
-
         timeout_ms = int(settings.submit_timeout_s * 1000)
         try:
             self._producer = KafkaProducer(
@@ -53,11 +46,8 @@ class Client:
                 max_block_ms=timeout_ms,
                 request_timeout_ms=timeout_ms,
                 max_request_size=16 * 1024 * 1024,
-                kafka_client=client,
             )
         except KafkaError as exc:
-            for made in clients:  # kafka-python leaves a failed bootstrap's sockets open
-                made.close()
             raise BrokerUnavailable(
                 f"cannot reach the broker at {settings.bootstrap_servers}: {exc}"
             ) from exc

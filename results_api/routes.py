@@ -66,7 +66,7 @@ async def submit_job(body: SubmitJob, response: Response, deps: Deps) -> JobAcce
     try:
         records = submit_records(deps.settings.topics, request, deps.settings.max_request_bytes)
     except PayloadTooLarge as exc:
-        raise ApiError(413, ErrorCode.PAYLOAD_TOO_LARGE, str(exc)) from exc
+        raise ApiError(413, exc.code, str(exc)) from exc
     await _send(records, deps)
     queued = JobEvent.queued(request)
     await deps.store.apply([queued])
@@ -112,7 +112,7 @@ def _check_inputs(request: InferenceRequest) -> None:
         try:
             tensor.to_numpy()
         except TensorError as exc:
-            raise ApiError(422, ErrorCode.INVALID_INPUT, str(exc)) from exc
+            raise ApiError(422, exc.code, str(exc)) from exc
 
 
 @router.get(

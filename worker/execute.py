@@ -13,9 +13,10 @@ import numpy as np
 
 from inferq.retry import Backoff
 from schemas import ErrorCode, KafkaRecord, Timings, encode_event, utcnow
+from schemas.errors import TransientError
 from worker.jobs import Job, failed_event
 from worker.results import succeeded_record
-from worker.runtime import Arrays, InferenceFailed
+from worker.runtime import Arrays
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def run_batch(jobs: list[Job], worker: str, rerun: Backoff = ONCE) -> list[Kafka
         try:
             per_job = _split(jobs[0].model.run(_merge(jobs)), jobs)
             break
-        except InferenceFailed as exc:
+        except TransientError as exc:
             if (pause := next(pauses, None)) is None:
                 return _alone(jobs, worker, exc)
             log.warning("batch of %d failed (%s); again in %.2fs", len(jobs), exc, pause)

@@ -139,15 +139,13 @@ def prepare(
 
     try:
         model = repository.get(request.model, request.model_version)
-    except ModelNotFound as exc:
-        return reject(ErrorCode.MODEL_NOT_FOUND, str(exc))
-    except VersionNotFound as exc:
-        return reject(ErrorCode.MODEL_VERSION_NOT_FOUND, str(exc))
+    except (ModelNotFound, VersionNotFound) as exc:
+        return reject(exc.code, str(exc))
     try:
         arrays = {tensor.name: tensor.to_numpy() for tensor in request.inputs}
         if len(arrays) != len(request.inputs):
             raise InputError("input names must be unique")
         model.validate(arrays)
     except (TensorError, InputError) as exc:
-        return reject(ErrorCode.INVALID_INPUT, str(exc))
+        return reject(exc.code, str(exc))
     return Job(request, model, arrays)
