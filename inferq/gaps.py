@@ -60,16 +60,36 @@ class GapGuard:
             self._expected.pop(partition, None)
 
 
-async def rewind_lost_partitions(consumer: Any) -> list[Any]:
+LOST_ROUNDS = 10  # empty fetch rounds (about a second) a lost log must stay lost
+
+
+class LostLogGuard:
     """Partitions whose log now ends before this consumer's position (the broker lost its
     data: a development broker that restarted, or a topic deleted and created again) are
-    read again from their start; returns them, so the caller can forget their state."""
-    lost = []
-    for partition in consumer.assignment():
-        end = consumer.highwater(partition)
-        if end is not None and await consumer.position(partition) > end:
-            lost.append(partition)
-    if lost:
-        log.warning("the log of %s ends before this consumer's position: reading it again", lost)
-        await consumer.seek_to_beginning(*lost)
-    return lost
+    read again from their start. The log end seen can lag behind the records already
+    read for a moment, so a partition counts as lost only after `rounds` empty fetch
+    rounds in a row all saw it so."""
+
+    def __init__(self, rounds: int = LOST_ROUNDS) -> None:
+        self._rounds = rounds
+        self._seen: dict[Any, int] = {}
+
+    async def rewind(self, consumer: Any) -> list[Any]:
+        """Call after an empty fetch; returns the partitions sent back to their start, so
+        the caller can forget their state."""
+        lost = []
+        for partition in consumer.assignment():
+            end = consumer.highwater(partition)
+            if end is None or await consumer.position(partition) <= end:
+                self._seen.pop(partition, None)
+                continue
+            self._seen[partition] = self._seen.get(partition, 0) + 1
+            if self._seen[partition] >= self._rounds:
+                del self._seen[partition]
+                lost.append(partition)
+        if lost:
+            log.warning(
+                "the log of %s ends before this consumer's position: reading it again", lost
+            )
+            await consumer.seek_to_beginning(*lost)
+        return lost

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from inferq.connections import consumer_options
-from inferq.gaps import GapGuard, rewind_lost_partitions
+from inferq.gaps import GapGuard, LostLogGuard
 from results_api.settings import ApiSettings
 from results_api.store import Encoded, ResultStore
 from results_api.waiters import JobWaiters
@@ -28,6 +28,7 @@ class Ingestor:
         self._store = store
         self._waiters = waiters
         self._gaps = GapGuard()
+        self._lost_logs = LostLogGuard()
         self._caught_up_at = float("-inf")
         self._progress = asyncio.Condition()
         self.assigned = False
@@ -51,7 +52,7 @@ class Ingestor:
         fetched: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=self._fetch_timeout_ms)
         self.assigned = bool(consumer.assignment())
         if not fetched:
-            self._gaps.forget(await rewind_lost_partitions(consumer))
+            self._gaps.forget(await self._lost_logs.rewind(consumer))
             if self.assigned:
                 async with self._progress:
                     self._caught_up_at = started

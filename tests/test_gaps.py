@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from inferq.gaps import GapGuard
+from inferq.gaps import GapGuard, LostLogGuard
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,47 @@ def test_follow_on_sends_the_consumer_back_on_a_jump() -> None:
     assert guard.follow_on(consumer, "p", records(0, 1)) == records(0, 1)
     assert guard.follow_on(consumer, "p", records(2, 9)) == records(2)
     assert consumer.seeks == [("p", 3)]
+
+
+class Positions:
+    """What LostLogGuard asks of a consumer: assignment, log ends, positions, rewinding."""
+
+    def __init__(self, positions: dict[str, int], ends: dict[str, int]) -> None:
+        self.positions = positions
+        self.ends = ends
+        self.rewound: list[str] = []
+
+    def assignment(self) -> set[str]:
+        return set(self.positions)
+
+    def highwater(self, partition: str) -> int | None:
+        return self.ends.get(partition)
+
+    async def position(self, partition: str) -> int:
+        return self.positions[partition]
+
+    async def seek_to_beginning(self, *partitions: str) -> None:
+        self.rewound += partitions
+        for partition in partitions:
+            self.positions[partition] = 0
+
+
+async def test_a_log_that_stays_behind_the_position_is_read_again() -> None:
+    guard, consumer = LostLogGuard(rounds=3), Positions({"p": 50, "q": 7}, {"p": 2, "q": 7})
+    assert await guard.rewind(consumer) == []
+    assert await guard.rewind(consumer) == []
+    assert await guard.rewind(consumer) == ["p"]
+    assert (consumer.rewound, consumer.positions) == (["p"], {"p": 0, "q": 7})
+    assert await guard.rewind(consumer) == []
+
+
+async def test_a_log_end_that_catches_up_is_not_a_lost_log() -> None:
+    guard, consumer = LostLogGuard(rounds=3), Positions({"p": 50}, {"p": 2})
+    assert await guard.rewind(consumer) == []
+    assert await guard.rewind(consumer) == []
+    consumer.ends["p"] = 60  # the log end seen had only lagged behind
+    assert await guard.rewind(consumer) == []
+    consumer.ends["p"] = 2
+    assert await guard.rewind(consumer) == []
+    assert await guard.rewind(consumer) == []
+    assert consumer.rewound == []

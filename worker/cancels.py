@@ -13,7 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from inferq.gaps import rewind_lost_partitions
+from inferq.gaps import LostLogGuard
 from schemas import DecodeError, decode_cancel
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,6 @@ class Cancellations:
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._ids
 
-    def __len__(self) -> int:
-        return len(self._ids)
-
     def add(self, job_id: str) -> None:
         self._ids[job_id] = None
         self._ids.move_to_end(job_id)
@@ -39,10 +36,11 @@ class Cancellations:
 
     async def follow(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         """Read cancellations until `stop` is set; `caught_up` is set at the log end."""
+        lost_logs = LostLogGuard()
         while not stop.is_set():
             fetched: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=100)
             if not fetched:
-                await rewind_lost_partitions(consumer)
+                await lost_logs.rewind(consumer)
             for records in fetched.values():
                 for record in records:
                     self._take(record)

@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from inferq.gaps import GapGuard, rewind_lost_partitions
+from inferq.gaps import GapGuard, LostLogGuard
 from inferq.retry import Backoff
 from schemas import ErrorCode, utcnow
 from schemas.codec import KafkaRecord
@@ -76,6 +76,7 @@ class ModelPipeline:
         self.skipped_cancelled = 0  # jobs not run because they were cancelled
         self.tracker = OffsetTracker()
         self.gaps = GapGuard()
+        self.lost_logs = LostLogGuard()
         self.assigned = asyncio.Event()
         self.batcher: Batcher[Job] = Batcher(
             settings.max_batch_size, settings.max_wait_ms, settings.max_buffered_jobs
@@ -101,7 +102,7 @@ class ModelPipeline:
                     timeout_ms=100, max_records=self.settings.max_poll_records
                 )
                 if not fetched:
-                    lost = await rewind_lost_partitions(self.consumer)
+                    lost = await self.lost_logs.rewind(self.consumer)
                     self.tracker.forget(lost)
                     self.gaps.forget(lost)
                 for partition, records in fetched.items():
