@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 
 from inferq.connections import consumer_options
 from inferq.gaps import GapGuard, LostLogGuard
+from results_api.persist import stubbornly
 from results_api.settings import ApiSettings
 from results_api.store import Encoded, ResultStore
 from results_api.waiters import JobWaiters
@@ -43,11 +44,11 @@ class Ingestor:
         await consumer.start()
         try:
             while not stop.is_set():
-                await self._step(consumer)
+                await self._step(consumer, stop)
         finally:
             await consumer.stop()
 
-    async def _step(self, consumer: AIOKafkaConsumer) -> None:
+    async def _step(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         started = time.monotonic()
         fetched: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=self._fetch_timeout_ms)
         self.assigned = bool(consumer.assignment())
@@ -60,7 +61,10 @@ class Ingestor:
             return
         accepted = {tp: self._gaps.follow_on(consumer, tp, rs) for tp, rs in fetched.items()}
         events = [event for records in accepted.values() for event in self._decode(records)]
-        await self._store.apply_encoded(winners(events))
+        if not await stubbornly(
+            lambda: self._store.apply_encoded(winners(events)), stop, "results ingestion"
+        ):
+            return  # stopped: the events are read again after a restart
         self.ingested += len(events)
         self._waiters.notify(job_id for job_id, _, _ in events)
         offsets = {tp: records[-1].offset + 1 for tp, records in accepted.items() if records}
@@ -70,20 +74,8 @@ class Ingestor:
             log.warning("ingest commit failed (%s); events will be applied again", exc)
 
     def _decode(self, records: list[Any]) -> list[Encoded]:
-        events: list[Encoded] = []
-        for record in records:
-            try:
-                head = decode_event_head(record.value, record.headers)
-                events.append((head.job_id, head.status, record.value))
-            except DecodeError as exc:
-                self.skipped += 1
-                log.error(
-                    "skipping undecodable result at %s[%d]@%d: %s",
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    exc,
-                )
+        events = decode_heads(records)
+        self.skipped += len(records) - len(events)
         return events
 
     @property
@@ -94,6 +86,26 @@ class Ingestor:
         """Wait until ingestion has reached the log end as of `since` (a monotonic time)."""
         async with self._progress:
             await self._progress.wait_for(lambda: self._caught_up_at >= since)
+
+
+def decode_heads(records: list[Any]) -> list[Encoded]:
+    """The job id and status of each record, beside its JSON; an undecodable record is
+    logged and skipped (it cannot be stored, and stopping would stop every job after it)."""
+    events: list[Encoded] = []
+    for record in records:
+        try:
+            head = decode_event_head(record.value, record.headers)
+        except DecodeError as exc:
+            log.error(
+                "skipping undecodable result at %s[%d]@%d: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                exc,
+            )
+            continue
+        events.append((head.job_id, head.status, record.value))
+    return events
 
 
 def winners(events: list[Encoded]) -> list[Encoded]:

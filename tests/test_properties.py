@@ -19,7 +19,8 @@ from hypothesis.extra import numpy as hnp
 from pydantic import ValidationError
 
 from results_api.ingest import winners
-from results_api.store import Encoded, SQLiteStore
+from results_api.sqlite_store import SQLiteStore
+from results_api.store import Encoded
 from schemas import (
     CONTENT_TYPE_JSON,
     HEADER_CONTENT_TYPE,
@@ -340,7 +341,7 @@ async def test_the_store_keeps_what_the_fold_keeps(
         JobEvent(job_id=job, status=status, worker=f"w{i}")
         for i, (job, status) in enumerate(arrived)
     ]
-    store = await SQLiteStore(":memory:").open()
+    store = await SQLiteStore(":memory:", retention_s=3600.0).open()
     try:
         at = 0
         for size in [*batch_sizes, len(events)]:

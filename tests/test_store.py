@@ -1,48 +1,50 @@
-"""The result store (SQLite) and the job waiters of the results API, without a broker."""
+"""What is particular to each kind of result store (the contract they share is in
+tests/test_store_contract.py), and the job waiters of the results API."""
 
 import asyncio
-import itertools
+import contextlib
+import logging
+import sqlite3
+import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pytest
+from redis.asyncio import Redis
 
-from results_api.store import SQLiteStore, StoreError, open_store, sqlite_path
+from inferq.devbroker import free_port
+from results_api.sqlite_store import SQLiteStore, sqlite_path
+from results_api.store import StoreError, open_store
 from results_api.waiters import JobWaiters
-from schemas import ErrorInfo, JobEvent, JobStatus, Tensor, Timings, supersedes
+from schemas import JobStatus
+from tests.support import eventually, unique_prefix
+from tests.test_store_contract import (
+    BOUND_S,
+    LONG_S,
+    REDIS_URL,
+    Stores,
+    event,
+    failed,
+    succeeded,
+    watching,
+)
 
-BOUND_S = 10.0  # an upper bound on waits that should end at once, never a threshold
-
-
-def event(job_id: str, status: JobStatus, **fields: object) -> JobEvent:
-    return JobEvent.model_validate({"job_id": job_id, "status": status, **fields})
-
-
-def succeeded(job_id: str) -> JobEvent:
-    return JobEvent(
-        job_id=job_id,
-        status=JobStatus.SUCCEEDED,
-        model="breast_cancer",
-        model_version="1",
-        outputs=[Tensor.from_numpy("probabilities", np.array([[0.25, 0.75]], dtype=np.float32))],
-        timings=Timings(queued_ms=3.5, inference_ms=1.25, batch_size=2),
-        worker="w1",
-        submitted_at=datetime(2025, 5, 1, 12, 0, tzinfo=UTC),
-        completed_at=datetime(2025, 5, 1, 12, 0, 1, tzinfo=UTC),
-        metadata={"tenant": "a"},
-    )
-
-
-def failed(job_id: str) -> JobEvent:
-    error = ErrorInfo(code="inference_error", message="model breast_cancer failed: boom")
-    return event(job_id, JobStatus.FAILED, error=error, worker="w2")
+ACCEPTED = (
+    "expected sqlite:///relative.db, sqlite:////absolute.db, sqlite://:memory:, "
+    "redis://host:port/db or rediss://host:port/db"
+)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = await SQLiteStore(str(tmp_path / "results.db")).open()
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def redis_stores(tmp_path: Path, redis: Redis) -> AsyncIterator[Stores]:
+    opened = Stores("redis", tmp_path, redis)
     yield opened
     await opened.close()
 
@@ -65,33 +67,30 @@ def test_sqlite_path(url: str, path: str) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
+        ("postgresql://db/results", f"unsupported store 'postgresql://db/results': {ACCEPTED}"),
+        ("results.db", f"unsupported store 'results.db': {ACCEPTED}"),
         (
-            "postgresql://db/results",
-            "unsupported store 'postgresql://db/results': expected sqlite:///path/to/file.db",
+            "mysql://me:secret@db/results",
+            f"unsupported store 'mysql://me:***@db/results': {ACCEPTED}",
         ),
-        ("results.db", "unsupported store 'results.db': expected sqlite:///path/to/file.db"),
         ("sqlite://", "store 'sqlite://' names no file"),
         ("sqlite:///", "store 'sqlite:///' names no file"),
+        (
+            "redis://:secret@cache:port/0",
+            "store 'redis://:***@cache:port/0' is not a Redis URL: "
+            "Port could not be cast to integer value as 'port'",
+        ),
     ],
 )
 async def test_unsupported_store_urls(url: str, message: str) -> None:
+    """Every message names what is accepted and never shows a password."""
     with pytest.raises(StoreError) as caught:
-        await open_store(url)
+        await open_store(url, retention_s=LONG_S, namespace="inferq")
     assert str(caught.value) == message
 
 
-async def test_round_trip(store: SQLiteStore) -> None:
-    assert await store.get("job-1") is None
-    await store.apply([succeeded("job-1"), failed("job-2")])
-    assert await store.get("job-1") == succeeded("job-1")
-    assert await store.get("job-2") == failed("job-2")
-    assert await store.get("job-3") is None
-    await store.apply([])
-    await store.ping()
-
-
 async def test_memory_store() -> None:
-    memory = await open_store("sqlite:///:memory:")
+    memory = await open_store("sqlite:///:memory:", retention_s=LONG_S, namespace="inferq")
     try:
         await memory.apply([event("m-1", JobStatus.QUEUED)])
         assert await memory.get("m-1") == event("m-1", JobStatus.QUEUED)
@@ -99,53 +98,13 @@ async def test_memory_store() -> None:
         await memory.close()
 
 
-@pytest.mark.parametrize("one_call", [True, False])
-@pytest.mark.parametrize(
-    ("order", "winner"),
-    [
-        (["queued", "succeeded"], "succeeded"),
-        (["succeeded", "queued"], "succeeded"),
-        (["succeeded", "failed"], "succeeded"),
-        (["failed", "succeeded"], "failed"),
-        (["succeeded", "running"], "succeeded"),
-        (["queued", "running"], "running"),
-        (["running", "queued"], "running"),
-        (["queued", "running", "failed", "succeeded", "queued"], "failed"),
-    ],
-)
-async def test_terminal_states_never_regress(
-    store: SQLiteStore, order: list[str], winner: str, one_call: bool
-) -> None:
-    events = {
-        "queued": event("j", JobStatus.QUEUED, model="breast_cancer"),
-        "running": event("j", JobStatus.RUNNING, worker="w1"),
-        "succeeded": succeeded("j"),
-        "failed": failed("j"),
-    }
-    if one_call:
-        await store.apply([events[name] for name in order])
-    else:
-        for name in order:
-            await store.apply([events[name]])
-    assert await store.get("j") == events[winner]
-
-
-async def test_store_follows_supersedes_for_every_pair(store: SQLiteStore) -> None:
-    for i, (old, new) in enumerate(itertools.product(JobStatus, JobStatus)):
-        first, second = event(f"p{i}", old, worker="first"), event(f"p{i}", new, worker="second")
-        await store.apply([first])
-        await store.apply([second])
-        kept = await store.get(f"p{i}")
-        assert kept == (second if supersedes(new, old) else first), (old, new)
-
-
 async def test_data_survives_reopening(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'nested' / 'results.db'}"
-    first = await open_store(url)
+    first = await open_store(url, retention_s=LONG_S, namespace="inferq")
     await first.apply([succeeded("kept"), event("moving", JobStatus.QUEUED)])
     await first.close()
     assert (tmp_path / "nested" / "results.db").is_file()
-    second = await open_store(url)
+    second = await open_store(url, retention_s=LONG_S, namespace="inferq")
     try:
         assert await second.get("kept") == succeeded("kept")
         await second.apply([event("moving", JobStatus.RUNNING), failed("kept")])
@@ -156,11 +115,107 @@ async def test_data_survives_reopening(tmp_path: Path) -> None:
 
 
 async def test_a_store_that_is_not_open(tmp_path: Path) -> None:
-    closed = SQLiteStore(str(tmp_path / "never.db"))
+    closed = SQLiteStore(str(tmp_path / "never.db"), retention_s=LONG_S)
     with pytest.raises(StoreError) as caught:
         await closed.get("j")
     assert str(caught.value) == "store is not open"
     await closed.close()
+
+
+async def test_sqlite_retention_counts_from_the_last_change(tmp_path: Path) -> None:
+    store = await SQLiteStore(str(tmp_path / "results.db"), retention_s=LONG_S).open()
+    try:
+        await store.apply([succeeded("j")])
+        first = store.db.execute("SELECT updated_at FROM jobs").fetchall()
+        await store.apply([event("j", JobStatus.QUEUED), failed("j")])  # changes nothing
+        assert store.db.execute("SELECT updated_at FROM jobs").fetchall() == first
+    finally:
+        await store.close()
+
+
+async def test_a_file_from_before_retention_gets_its_column(tmp_path: Path) -> None:
+    """Its jobs count as changed when it is first opened."""
+    path = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        old.execute("CREATE TABLE jobs (job_id TEXT PRIMARY KEY, rank INTEGER, doc BLOB)")
+        doc = succeeded("old").model_dump_json(exclude_none=True).encode()
+        old.execute("INSERT INTO jobs VALUES ('old', 2, ?)", (doc,))
+        old.commit()
+    before = time.time()
+    store = await SQLiteStore(str(path), retention_s=LONG_S).open()
+    try:
+        (updated_at,) = store.db.execute("SELECT updated_at FROM jobs").fetchone()
+        assert before <= updated_at <= time.time()
+        assert await store.get("old") == succeeded("old")
+        await store.apply([failed("old"), event("new", JobStatus.QUEUED)])
+        assert await store.get("old") == succeeded("old")
+        assert await store.get("new") == event("new", JobStatus.QUEUED)
+    finally:
+        await store.close()
+
+
+# Redis
+
+
+async def test_redis_expiry_counts_from_the_last_change(redis_stores: Stores, redis: Redis) -> None:
+    store = await redis_stores.redis_store()
+    await store.apply([succeeded("j"), event("k", JobStatus.QUEUED)])
+    first = await redis.pttl(store.key("j"))
+    assert (LONG_S - BOUND_S) * 1000 < first <= LONG_S * 1000
+
+    async def lower() -> bool | None:
+        return True if await redis.pttl(store.key("j")) < first else None
+
+    await eventually(lower, within_s=BOUND_S)
+    await store.apply([event("j", JobStatus.QUEUED), failed("j")])  # changes nothing
+    assert await redis.pttl(store.key("j")) < first
+    await store.apply([event("k", JobStatus.RUNNING)])  # a change renews
+    assert await redis.pttl(store.key("k")) > (LONG_S - BOUND_S) * 1000
+
+
+async def test_watch_subscribes_again_after_a_dropped_connection(
+    redis_stores: Stores, redis: Redis
+) -> None:
+    writer, watcher = await redis_stores.redis_store(), await redis_stores.redis_store()
+    name = f"inferq-{redis_stores.namespace('main')}"  # the client name of both stores
+
+    async def listeners() -> list[str]:
+        return [c["id"] for c in await redis.client_list("pubsub") if c["name"] == name]
+
+    async def listening_again() -> bool | None:
+        return True if await listeners() not in ([], [dropped]) else None
+
+    async with watching(watcher, redis) as notified:
+        (dropped,) = await listeners()
+        assert await redis.client_kill_filter(_id=dropped) == 1
+        await eventually(listening_again, within_s=BOUND_S)
+        await writer.apply([succeeded("after-the-drop")])
+        assert await notified.next() == ["after-the-drop"]
+
+
+async def test_watch_backs_off_while_redis_is_unreachable(
+    caplog: pytest.LogCaptureFixture, redis: Redis
+) -> None:
+    """Nothing listens on the port: watch logs a warning and tries again until stopped."""
+    caplog.set_level(logging.WARNING, logger="results_api.redis_store")
+    url, namespace = f"redis://127.0.0.1:{free_port()}/0", unique_prefix()
+    store = await open_store(url, retention_s=LONG_S, namespace=namespace)
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "results_api.redis_store"]
+
+    async def warned_twice() -> bool | None:
+        return True if len(warnings()) >= 2 else None
+
+    try:
+        async with watching(store, redis, wait_subscribed=False):
+            await eventually(warned_twice, within_s=BOUND_S)
+    finally:
+        await store.close()
+    assert warnings()[0].startswith(f"result store {url}: lost the channel {namespace}:changes (")
+
+
+# The waiters
 
 
 async def test_a_watcher_is_woken_by_notify() -> None:
