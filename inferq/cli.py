@@ -100,6 +100,25 @@ def cmd_get(args: argparse.Namespace) -> int:
     return 0 if response.status_code == 200 else 1
 
 
+def cmd_keys_new(args: argparse.Namespace) -> int:
+    import re
+
+    from results_api.auth import hash_key, new_key
+    from schemas.messages import TENANT_PATTERN
+
+    if not re.fullmatch(TENANT_PATTERN, args.tenant):
+        print(
+            f"error: tenant {args.tenant!r} must be 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+            file=sys.stderr,
+        )
+        return 2
+    key = new_key()
+    print(f"key: {key}")
+    print(f"entry: {args.tenant}:{hash_key(key)}")
+    return 0
+
+
 def cmd_build_demo(args: argparse.Namespace) -> int:
     from inferq.demo_models import build_demo_models
 
@@ -121,6 +140,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     logging.getLogger().setLevel(logging.WARNING)  # the table is the output
     return asyncio.run(run_demo(args.models))
+
+
+def cmd_store_rebuild(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
+
+    from results_api.replay import ReplayError, rebuild
+    from results_api.settings import ApiSettings
+    from results_api.store import StoreError, redacted
+
+    settings = ApiSettings()
+    try:
+        count = asyncio.run(rebuild(settings))
+    except (ReplayError, StoreError, KafkaError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"replayed {count} events from {settings.topics.results} into {redacted(settings.store)}")
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -162,6 +198,14 @@ def parser() -> argparse.ArgumentParser:
     get.add_argument("--api", default="http://127.0.0.1:8000")
     get.set_defaults(func=cmd_get)
 
+    keys = sub.add_parser("keys", help="API key tools")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_new = keys_sub.add_parser(
+        "new", help="make a key: `key` is for the client, `entry` for INFERQ_API_KEYS"
+    )
+    keys_new.add_argument("tenant")
+    keys_new.set_defaults(func=cmd_keys_new)
+
     models = sub.add_parser("models", help="model repository tools")
     models_sub = models.add_subparsers(dest="models_command", required=True)
     build = models_sub.add_parser("build-demo", help="build the demo models into DIR")
@@ -177,6 +221,11 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the local stack, submit jobs, print predictions")
     demo.add_argument("--models", type=Path, default=Path("models"))
     demo.set_defaults(func=cmd_demo)
+
+    store = sub.add_parser("store", help="result store tools (settings from INFERQ_* variables)")
+    store_sub = store.add_subparsers(dest="store_command", required=True)
+    rebuild = store_sub.add_parser("rebuild", help="replay the results topic into the store")
+    rebuild.set_defaults(func=cmd_store_rebuild)
     return root
 
 

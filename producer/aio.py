@@ -1,11 +1,12 @@
 """The asynchronous client, on aiokafka."""
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
@@ -18,7 +19,8 @@ from producer.requests import (
     submit_records,
 )
 from producer.settings import ProducerSettings
-from schemas import KafkaRecord
+from producer.waiting import wait_async
+from schemas import JobEvent, KafkaRecord
 
 
 class AsyncClient:
@@ -45,6 +47,7 @@ class AsyncClient:
         )
         self._pending: set[asyncio.Future[Any]] = set()
         self._failed: list[asyncio.Future[Any]] = []
+        self._http: httpx.AsyncClient | None = None  # for `wait`, made on first use
 
     async def start(self) -> None:
         try:
@@ -63,20 +66,26 @@ class AsyncClient:
         job_id: str | None = None,
         model_version: str | None = None,
         callback_url: str | None = None,
+        callback_events: Sequence[str] | None = None,
         deadline: datetime | None = None,
         metadata: Mapping[str, Any] | None = None,
         parameters: Mapping[str, Any] | None = None,
     ) -> str:
-        """Queue one job for `model` and return its id (the given `job_id`, or a new one)."""
+        """Queue one job for `model` and return its id (the given `job_id`, or a new one).
+
+        With `callback_url`, the results API POSTs the job there, signed, when it ends
+        (`callback_events=["completed", "running"]`: also when a worker starts it)."""
         request = build_request(
             model,
             inputs,
             job_id=job_id,
             model_version=model_version,
             callback_url=callback_url,
+            callback_events=callback_events,
             deadline=deadline,
             metadata=metadata,
             parameters=parameters,
+            tenant=self.settings.tenant,
             binary=self.settings.binary_tensors,
         )
         await self._send(submit_records(self._topics, request, self.settings.max_request_bytes))
@@ -86,7 +95,7 @@ class AsyncClient:
         """Ask for a job to be cancelled: a worker that has not started it will not run it,
         and the job ends `cancelled` unless a result was written first (read the job to see
         which); `flush()` waits for the broker to take the request."""
-        await self._send(cancel_records(self._topics, job_id))
+        await self._send(cancel_records(self._topics, job_id, tenant=self.settings.tenant))
 
     async def _send(self, records: list[tuple[str, KafkaRecord]]) -> None:
         for topic, record in records:
@@ -107,6 +116,18 @@ class AsyncClient:
         if future.cancelled() or future.exception() is not None:
             self._failed.append(future)
 
+    def wait(self, job_id: str, timeout: float = 60.0) -> Coroutine[Any, Any, JobEvent]:
+        """`await client.wait(job_id)`: the job once terminal, from the results API
+        (`settings.api_url`, with `settings.api_key` as bearer key).
+
+        Raises JobTimeout (its `last` state attached) when `timeout` seconds pass first,
+        JobNotFound when the API did not know the job all that time, Unauthorized at once
+        when the API refuses the key. Unreachable API and 5xx answers are retried.
+        """
+        if self._http is None:
+            self._http = httpx.AsyncClient()
+        return wait_async(self._http, self.settings, job_id, timeout)
+
     async def flush(self) -> None:
         """Wait until every submitted job is acknowledged; raises if any was not."""
         await self._producer.flush()
@@ -124,7 +145,11 @@ class AsyncClient:
         try:
             await self.flush()
         finally:
-            await self._producer.stop()
+            try:
+                await self._producer.stop()
+            finally:
+                if self._http is not None:
+                    await self._http.aclose()
 
     async def __aenter__(self) -> "AsyncClient":
         await self.start()

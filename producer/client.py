@@ -1,10 +1,11 @@
 """The synchronous client, on kafka-python."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+import httpx
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
@@ -17,7 +18,8 @@ from producer.requests import (
     submit_records,
 )
 from producer.settings import ProducerSettings
-from schemas import KafkaRecord
+from producer.waiting import wait_sync
+from schemas import JobEvent, KafkaRecord
 
 
 class Client:
@@ -35,6 +37,7 @@ class Client:
             settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
         self.settings = settings
         self._topics = settings.topics
+        self._http: httpx.Client | None = None  # for `wait`, made on first use
         timeout_ms = int(settings.submit_timeout_s * 1000)
         try:
             self._producer = KafkaProducer(
@@ -60,20 +63,26 @@ class Client:
         job_id: str | None = None,
         model_version: str | None = None,
         callback_url: str | None = None,
+        callback_events: Sequence[str] | None = None,
         deadline: datetime | None = None,
         metadata: Mapping[str, Any] | None = None,
         parameters: Mapping[str, Any] | None = None,
     ) -> str:
-        """Queue one job for `model` and return its id (the given `job_id`, or a new one)."""
+        """Queue one job for `model` and return its id (the given `job_id`, or a new one).
+
+        With `callback_url`, the results API POSTs the job there, signed, when it ends
+        (`callback_events=["completed", "running"]`: also when a worker starts it)."""
         request = build_request(
             model,
             inputs,
             job_id=job_id,
             model_version=model_version,
             callback_url=callback_url,
+            callback_events=callback_events,
             deadline=deadline,
             metadata=metadata,
             parameters=parameters,
+            tenant=self.settings.tenant,
             binary=self.settings.binary_tensors,
         )
         self._send(submit_records(self._topics, request, self.settings.max_request_bytes))
@@ -83,7 +92,7 @@ class Client:
         """Ask for a job to be cancelled: a worker that has not started it will not run it,
         and the job ends `cancelled` unless a result was written first (read the job to see
         which); `flush()` waits for the broker to take the request."""
-        self._send(cancel_records(self._topics, job_id))
+        self._send(cancel_records(self._topics, job_id, tenant=self.settings.tenant))
 
     def _send(self, records: list[tuple[str, KafkaRecord]]) -> None:
         for topic, record in records:
@@ -97,6 +106,18 @@ class Client:
                     f"{self.settings.submit_timeout_s:g} s (submit_timeout_s): {exc}"
                 ) from exc
 
+    def wait(self, job_id: str, timeout: float = 60.0) -> JobEvent:
+        """Block until the job is terminal and return it, asking the results API
+        (`settings.api_url`, with `settings.api_key` as bearer key).
+
+        Raises JobTimeout (its `last` state attached) when `timeout` seconds pass first,
+        JobNotFound when the API did not know the job all that time, Unauthorized at once
+        when the API refuses the key. Unreachable API and 5xx answers are retried.
+        """
+        if self._http is None:
+            self._http = httpx.Client()
+        return wait_sync(self._http, self.settings, job_id, timeout)
+
     def flush(self, timeout: float | None = None) -> None:
         """Block until every submitted job is acknowledged by the broker."""
         try:
@@ -105,7 +126,11 @@ class Client:
             raise BrokerUnavailable(f"jobs not acknowledged by the broker: {exc}") from exc
 
     def close(self, timeout: float | None = None) -> None:
-        self._producer.close(timeout=timeout)
+        try:
+            self._producer.close(timeout=timeout)
+        finally:
+            if self._http is not None:
+                self._http.close()
 
     def __enter__(self) -> "Client":
         return self

@@ -60,22 +60,27 @@ def build_request(
     job_id: str | None,
     model_version: str | None,
     callback_url: str | None,
+    callback_events: Sequence[str] | None,
     deadline: datetime | None,
     metadata: Mapping[str, Any] | None,
     parameters: Mapping[str, Any] | None,
+    tenant: str | None,
     binary: bool,
 ) -> InferenceRequest:
-    if callback_url is not None:
-        raise SubmitError("webhook callbacks are not available yet: poll the results API")
     fields: dict[str, Any] = {
         "model": model,
         "model_version": model_version,
         "deadline": deadline,
         "metadata": dict(metadata or {}),
         "parameters": dict(parameters or {}),
+        "tenant": tenant,
     }
     if job_id is not None:
         fields["job_id"] = job_id
+    if callback_url is not None:
+        fields["callback"] = {"url": callback_url, "events": list(callback_events or ["completed"])}
+    elif callback_events is not None:
+        raise SubmitError("callback_events needs a callback_url")
     try:
         return InferenceRequest(inputs=_tensors(inputs, binary), **fields)
     except TensorError as exc:
@@ -101,15 +106,16 @@ def submit_records(
 
 
 def cancel_records(
-    topics: Topics, job_id: str, known: JobEvent | None = None
+    topics: Topics, job_id: str, known: JobEvent | None = None, tenant: str | None = None
 ) -> list[tuple[str, KafkaRecord]]:
     """A `cancelled` event (the store keeps the first terminal state of a job), and the
-    cancellation that tells workers not to run the job; `known` is the job's last event."""
+    cancellation that tells workers not to run the job; `known` is the job's last event,
+    `tenant` whose job it is when nothing is known of it."""
     try:
         cancel = CancelRequest(job_id=job_id)
     except ValidationError as exc:
         raise SubmitError(summarize(exc)) from exc
     return [
-        (topics.results, encode_event(JobEvent.cancelled(job_id, known))),
+        (topics.results, encode_event(JobEvent.cancelled(job_id, known, tenant))),
         (topics.cancels, encode_cancel(cancel)),
     ]

@@ -11,3 +11,15 @@ class ProducerSettings(AdmissionSettings):
         default=True,
         description="send numpy inputs as raw little-endian bytes (results come back the same)",
     )
+    tenant: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="tenant the submitted jobs belong to; with API keys on, only that tenant's "
+        "keys can read them",
+    )
+    api_url: str = Field(
+        default="http://127.0.0.1:8000", description="results API that `wait()` asks"
+    )
+    api_key: str | None = Field(
+        default=None, description="bearer key `wait()` sends, when the API requires one", repr=False
+    )

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from results_api.store import StoreError
+from results_api.store import StoreError, StoreUnavailable
 from schemas import ErrorCode, ErrorInfo
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,9 @@ async def _broker_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _store_error(_: Request, exc: Exception) -> JSONResponse:
     log.error("store: %s", exc)
+    if isinstance(exc, StoreUnavailable):
+        message = f"the result store is unavailable: {exc}; try again"
+        return error_response(503, ErrorCode.UNAVAILABLE, message, {"Retry-After": "1"})
     return error_response(500, ErrorCode.INTERNAL, str(exc))
 
 

@@ -12,6 +12,7 @@ from fastapi import Request
 from inferq.admin import ensure_topics
 from inferq.connections import aiokafka_options, producer_options
 from inferq.health import BrokerWatch
+from results_api.auth import Keys
 from results_api.backlog import Backlog
 from results_api.catalog import ModelCatalog
 from results_api.directory import ModelDirectory
@@ -19,7 +20,9 @@ from results_api.ingest import Ingestor
 from results_api.metrics import Counters
 from results_api.settings import ApiSettings
 from results_api.store import ResultStore, open_store
+from results_api.upkeep import purge_periodically
 from results_api.waiters import JobWaiters
+from results_api.webhooks.service import Webhooks, running_webhooks
 
 
 @dataclass
@@ -33,6 +36,8 @@ class Services:
     directory: ModelDirectory
     backlog: Backlog
     broker: BrokerWatch
+    keys: Keys
+    webhooks: Webhooks | None
     counters: Counters = field(default_factory=Counters)
 
 
@@ -45,10 +50,15 @@ async def running_services(settings: ApiSettings) -> AsyncIterator[Services]:
         topics.models: 1,
         topics.cancels: 1,
     }
+    if settings.webhook_secrets:
+        partitions[topics.webhooks_dead] = 1
+    keys = Keys(settings.api_keys)
     await ensure_topics(settings, partitions)
     broker = BrokerWatch(settings, partitions)
     async with contextlib.AsyncExitStack() as stack:
-        store = await open_store(settings.store)
+        store = await open_store(
+            settings.store, retention_s=settings.result_retention_s, namespace=settings.topic_prefix
+        )
         stack.push_async_callback(store.close)
         producer = AIOKafkaProducer(
             **producer_options(settings),
@@ -66,11 +76,17 @@ async def running_services(settings: ApiSettings) -> AsyncIterator[Services]:
         waiters = JobWaiters()
         ingestor = Ingestor(settings, store, waiters)
         directory = ModelDirectory(settings)
+        webhooks = await stack.enter_async_context(running_webhooks(settings, producer))
         stop = asyncio.Event()
         tasks = [
             asyncio.create_task(ingestor.run(stop), name="inferq-ingest"),
             asyncio.create_task(directory.run(stop), name="inferq-models"),
             asyncio.create_task(broker.run(stop), name="inferq-broker-watch"),
+            asyncio.create_task(store.watch(waiters.notify, stop), name="inferq-store-watch"),
+            asyncio.create_task(
+                purge_periodically(store, webhooks, settings.result_retention_s, stop),
+                name="inferq-purge",
+            ),
         ]
 
         async def stop_tasks() -> None:
@@ -88,6 +104,8 @@ async def running_services(settings: ApiSettings) -> AsyncIterator[Services]:
             directory,
             backlog,
             broker,
+            keys,
+            webhooks,
         )
 
 

@@ -3,14 +3,27 @@
 from pydantic import Field
 
 from inferq.settings import AdmissionSettings
+from results_api.webhooks.settings import WebhookSettings
 
 
-class ApiSettings(AdmissionSettings):
+class ApiSettings(AdmissionSettings, WebhookSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     store: str = Field(
         default="sqlite:///inferq-results.db",
-        description="result store: sqlite:///relative.db, sqlite:////absolute.db or sqlite://:memory:",
+        description="result store: sqlite:///relative.db, sqlite:////absolute.db, "
+        "sqlite://:memory: or redis://host:port/db (shared by several API replicas)",
+    )
+    result_retention_s: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="how long the store keeps a job after its last change (default 7 days)",
+    )
+    api_keys: str = Field(
+        default="",
+        description="bearer keys, comma-separated `tenant:sha256-hex-of-key` entries (make one "
+        "with `inferq keys new TENANT`); empty: no authentication",
+        repr=False,
     )
     ingest_group: str | None = Field(
         default=None,
@@ -51,3 +64,7 @@ class ApiSettings(AdmissionSettings):
     @property
     def ingest_group_id(self) -> str:
         return self.ingest_group or f"{self.topic_prefix}.results-api"
+
+    @property
+    def webhook_group_id(self) -> str:
+        return self.webhook_group or f"{self.topic_prefix}.webhooks"

@@ -9,7 +9,10 @@ from schemas.tensors import Datatype
 
 
 class TensorSpec(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={"examples": [{"name": "input", "datatype": "FP32", "shape": [-1, 30]}]},
+    )
 
     name: str
     datatype: Datatype

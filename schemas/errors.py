@@ -24,6 +24,10 @@ class ErrorCode(StrEnum):
     JOB_FINISHED = "job_finished"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     BACKLOG_FULL = "backlog_full"
+    CALLBACK_REFUSED = "callback_refused"
+    JOB_ID_TAKEN = "job_id_taken"
+    NO_WEBHOOK = "no_webhook"
+    UNAUTHORIZED = "unauthorized"
     # service
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -51,7 +55,12 @@ class TransientError(InferqError):
 
 
 class ErrorInfo(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [{"code": "job_not_found", "message": "no job with id 'abc'"}]
+        },
+    )
 
     code: str
     message: str

@@ -17,6 +17,7 @@ SCHEMA_VERSION = 1
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
 VERSION_PATTERN = r"^[0-9]{1,9}$"
+TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 CallbackEvent = Literal["completed", "running"]
 
@@ -34,10 +35,30 @@ def _completed_only() -> list[CallbackEvent]:
 
 
 class Callback(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [{"url": "https://app.example.com/inferq-hook", "events": ["completed"]}]
+        },
+    )
 
-    url: AnyHttpUrl
-    events: list[CallbackEvent] = Field(default_factory=_completed_only)
+    url: AnyHttpUrl = Field(description="where the job is POSTed, signed (Standard Webhooks)")
+    events: list[CallbackEvent] = Field(
+        default_factory=_completed_only,
+        min_length=1,
+        description="`completed`: when the job ends, whatever its state; `running`: also when a "
+        "worker starts it",
+    )
+
+    def wants(self, status: JobStatus) -> bool:
+        return event_kind(status) in self.events
+
+
+def event_kind(status: JobStatus) -> CallbackEvent | None:
+    """Which callback event a job state is: `completed` for every terminal state."""
+    if status.terminal:
+        return "completed"
+    return "running" if status is JobStatus.RUNNING else None
 
 
 class InferenceRequest(BaseModel):
@@ -55,10 +76,18 @@ class InferenceRequest(BaseModel):
     deadline: AwareDatetime | None = None
     submitted_at: AwareDatetime = Field(default_factory=utcnow)
     metadata: JsonObject = Field(default_factory=dict)
+    tenant: str | None = Field(default=None, pattern=TENANT_PATTERN)
 
 
 class Timings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {"queued_ms": 4.2, "batch_wait_ms": 1.1, "inference_ms": 0.3, "batch_size": 12}
+            ]
+        },
+    )
 
     queued_ms: float = Field(description="from submit until the worker started the batch")
     batch_wait_ms: float = Field(
@@ -89,9 +118,15 @@ class JobEvent(BaseModel):
     submitted_at: AwareDatetime | None = None
     completed_at: AwareDatetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # Echoed from the request by every writer, so each event says where it is called back
+    # and whose it is, whatever order events arrive in.
+    callback: Callback | None = None
+    tenant: str | None = None
 
     @classmethod
-    def cancelled(cls, job_id: str, known: "JobEvent | None" = None) -> "JobEvent":
+    def cancelled(
+        cls, job_id: str, known: "JobEvent | None" = None, tenant: str | None = None
+    ) -> "JobEvent":
         """The `cancelled` event of a job, keeping what `known` (its last event) says of it."""
         return cls(
             job_id=job_id,
@@ -102,18 +137,27 @@ class JobEvent(BaseModel):
             submitted_at=known.submitted_at if known else None,
             completed_at=utcnow(),
             metadata=known.metadata if known else {},
+            callback=known.callback if known else None,
+            tenant=known.tenant if known else tenant,
         )
 
     @classmethod
-    def queued(cls, request: InferenceRequest) -> "JobEvent":
+    def of_request(cls, request: InferenceRequest, status: JobStatus) -> "JobEvent":
+        """A job's event in a state that adds nothing to its request (queued, running)."""
         return cls(
             job_id=request.job_id,
-            status=JobStatus.QUEUED,
+            status=status,
             model=request.model,
             model_version=request.model_version,
             submitted_at=request.submitted_at,
             metadata=request.metadata,
+            callback=request.callback,
+            tenant=request.tenant,
         )
+
+    @classmethod
+    def queued(cls, request: InferenceRequest) -> "JobEvent":
+        return cls.of_request(request, JobStatus.QUEUED)
 
 
 class CancelRequest(BaseModel):

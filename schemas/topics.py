@@ -29,5 +29,10 @@ class Topics:
         """Requests to cancel jobs (key = job_id): every worker reads all of them."""
         return f"{self.prefix}.cancels"
 
+    @property
+    def webhooks_dead(self) -> str:
+        """Webhook deliveries that ran out of tries (key = job_id)."""
+        return f"{self.prefix}.webhooks.dead"
+
     def worker_group(self, model: str) -> str:
         return f"{self.prefix}.workers.{model}"

@@ -309,7 +309,8 @@ def test_run_batch_matches_running_each_job_alone(
         assert list(got) == list(want) == demo.get(model).output_names
         for name in want:
             assert got[name].shape[0] == j.rows
-            np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-6)
+            # the same to float32 precision: a batch may take another kernel path
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-6, atol=1e-6)
 
 
 async def test_a_failing_job_does_not_fail_its_batch(toys: ModelRepository) -> None:

@@ -23,7 +23,7 @@ def body(rows: int = 1) -> dict[str, Any]:
     return {"model": MODEL, "inputs": [Tensor.from_numpy("input", features[:rows]).model_dump()]}
 
 
-async def _model_topic(settings: ApiSettings) -> None:
+async def model_topic(settings: ApiSettings) -> None:
     """The request topic a worker would create, so the API takes jobs with no worker up."""
     await ensure_topics(settings, {settings.topics.requests(MODEL): settings.request_partitions})
 
@@ -55,7 +55,7 @@ async def test_job_past_its_deadline_ends_expired_and_others_run(
 async def test_cancel_over_http_stops_a_queued_job_from_running(
     api_settings: ApiSettings, worker_settings: WorkerSettings
 ) -> None:
-    await _model_topic(api_settings)
+    await model_topic(api_settings)
     async with running_api(api_settings) as api:
         job_id = (await api.post("/v1/jobs", json=body())).json()["job_id"]
         cancelled = await api.post(f"/v1/jobs/{job_id}/cancel")
@@ -116,7 +116,7 @@ async def test_client_cancel_stops_a_queued_job_from_running(
 
 async def test_body_over_the_limit_is_413_with_the_limit(api_settings: ApiSettings) -> None:
     limited = api_settings.model_copy(update={"max_request_bytes": 2048})
-    await _model_topic(limited)
+    await model_topic(limited)
     async with running_api(limited) as api:
         large = await api.post("/v1/jobs", json=body(rows=40))
         assert large.status_code == 413
@@ -156,7 +156,7 @@ async def test_backlog_over_the_limit_is_429_with_retry_after(
     api_settings: ApiSettings, producer_settings: ProducerSettings, worker_settings: WorkerSettings
 ) -> None:
     limited = api_settings.model_copy(update={"max_backlog": 3, "backlog_refresh_ms": 10})
-    await _model_topic(limited)
+    await model_topic(limited)
     features, _ = dataset(MODEL)
     async with AsyncClient(settings=producer_settings) as client:
         for _ in range(5):

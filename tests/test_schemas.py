@@ -189,6 +189,7 @@ def test_queued_event_copies_the_request() -> None:
         model_version="2",
         submitted_at=request.submitted_at,
         metadata={"tenant": "a", "tags": [1, 2]},
+        callback=request.callback,
     )
 
 

@@ -88,6 +88,8 @@ def failed_event(
         submitted_at=request.submitted_at if request else None,
         completed_at=utcnow(),
         metadata=request.metadata if request else {},
+        callback=request.callback if request else None,
+        tenant=request.tenant if request else None,
     )
 
 
@@ -108,6 +110,8 @@ def expired_event(job: Job, worker: str) -> JobEvent:
         submitted_at=request.submitted_at,
         completed_at=utcnow(),
         metadata=request.metadata,
+        callback=request.callback,
+        tenant=request.tenant,
     )
 
 

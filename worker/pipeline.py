@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 
 from inferq.gaps import GapGuard, LostLogGuard
 from inferq.retry import Backoff
-from schemas import ErrorCode, utcnow
+from schemas import ErrorCode, JobEvent, JobStatus, utcnow
 from schemas.codec import KafkaRecord
 from schemas.topics import Topics
 from worker.batcher import Batcher
@@ -164,6 +164,7 @@ class ModelPipeline:
                 else:
                     outgoing.extend(instead)
             if runnable:
+                await self._announce_running(runnable)
                 records: list[KafkaRecord] = await loop.run_in_executor(
                     self.executor, run_batch, runnable, worker, self.rerun
                 )
@@ -173,13 +174,29 @@ class ModelPipeline:
         await self.delivery.drain()
         self._drained.set()
 
+    async def _announce_running(self, jobs: list[Job]) -> None:
+        """`running` events for the jobs whose callback asked for them."""
+        running = [
+            encoded(self.topics.results, JobEvent.of_request(job.request, JobStatus.RUNNING))
+            for job in jobs
+            if job.request.callback is not None and job.request.callback.wants(JobStatus.RUNNING)
+        ]
+        if running:
+            await self.delivery.send(running, [])
+
     def _instead_of_running(self, job: Job) -> list[Outgoing] | None:
-        """What to publish for a job that must not run (nothing for a cancelled job: its
-        `cancelled` event came with the cancellation; an `expired` event for a job past its
-        deadline), or None when it should run."""
-        if job.request.job_id in self.cancellations:
+        """What to publish for a job that must not run, or None when it should run.
+
+        A cancelled job: its `cancelled` event came with the cancellation; it is written
+        again here only when the job has a callback, which the canceller may not have known.
+        A job past its deadline: an `expired` event."""
+        request = job.request
+        if request.job_id in self.cancellations:
             self.skipped_cancelled += 1
-            return []
+            if request.callback is None:
+                return []
+            known = JobEvent.queued(request)
+            return [encoded(self.topics.results, JobEvent.cancelled(request.job_id, known))]
         if job.request.deadline is not None and job.request.deadline <= utcnow():
             return [encoded(self.topics.results, expired_event(job, self.settings.worker_name))]
         return None

@@ -53,4 +53,8 @@ def succeeded_record(
         "completed_at": completed_at,
         "metadata": request.metadata,
     }
+    if request.callback is not None:
+        event["callback"] = request.callback
+    if request.tenant is not None:
+        event["tenant"] = request.tenant
     return KafkaRecord(request.job_id.encode(), to_json(event), json_headers())

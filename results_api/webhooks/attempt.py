@@ -1,0 +1,70 @@
+"""One try of a delivery: check where the URL leads, sign, POST, and say what came of it."""
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from inferq import __version__
+from producer.webhooks import sign
+from results_api.webhooks.deliveries import Delivery
+from results_api.webhooks.settings import Network
+from results_api.webhooks.ssrf import CallbackRefused, check_callback_url
+
+# Tried again: no answer, a broken connection, a server error, 408 and 429.
+RETRIED_STATUSES = frozenset({408, 429})
+USER_AGENT = f"inferq-webhooks/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    delivered: bool
+    retry: bool = False
+    gone: bool = False
+    status: int | None = None
+    error: str | None = None
+    retry_after: str | None = None
+
+
+def outcome_of(response: httpx.Response) -> Outcome:
+    status = response.status_code
+    if 200 <= status < 300:
+        return Outcome(delivered=True, status=status)
+    if status == 410:
+        return Outcome(False, gone=True, status=status, error="the receiver answered 410 Gone")
+    retry = status >= 500 or status in RETRIED_STATUSES
+    error = f"the receiver answered {status}" + ("" if retry else ", which is not retried")
+    return Outcome(False, retry, status=status, error=error, retry_after=_header(response))
+
+
+def _header(response: httpx.Response) -> str | None:
+    value = response.headers.get("retry-after")
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    client: httpx.AsyncClient
+    secrets: Sequence[str]
+    allowed: Sequence[Network]
+    timeout_s: float
+
+    async def attempt(self, delivery: Delivery) -> Outcome:
+        try:
+            await check_callback_url(delivery.url, self.allowed)
+        except CallbackRefused as exc:
+            return Outcome(False, error=str(exc))
+        body = delivery.body.encode()
+        headers = sign(delivery.id, int(time.time()), body, self.secrets)
+        headers["content-type"] = "application/json"
+        headers["user-agent"] = USER_AGENT
+        try:
+            response = await self.client.post(
+                delivery.url, content=body, headers=headers, timeout=self.timeout_s
+            )
+        except httpx.TimeoutException:
+            return Outcome(False, retry=True, error=f"no answer within {self.timeout_s:g} s")
+        except httpx.HTTPError as exc:
+            return Outcome(False, retry=True, error=f"{type(exc).__name__}: {exc}")
+        return outcome_of(response)
