@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from results_api.store import StoreError
+from results_api.store import StoreError, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -40,7 +40,14 @@ class SQLiteThread:
         return self._db
 
     async def call(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        """`fn()` on the connection's thread; a locked or unreadable database is the
+        store's error (StoreUnavailable when waiting may help)."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite store {self._path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite store {self._path}: {exc}") from exc
 
     async def close(self) -> None:
         def shut() -> None:

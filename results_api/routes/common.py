@@ -119,7 +119,10 @@ async def find_job(
 ) -> JobEvent:
     """The job's event as stored, waiting briefly for one in flight; 404 when it is unknown
     or another tenant's."""
-    event = await deps.store.get(job_id) or await _after_catching_up(job_id, changed, deps)
+    event = await deps.store.get(job_id)
+    if event is None or not visible(event.tenant, tenant, deps.keys.enabled):
+        # another tenant's job takes as long to be "not found" as an unknown one
+        event = await _after_catching_up(job_id, changed, deps)
     if event is None or not visible(event.tenant, tenant, deps.keys.enabled):
         raise not_found(job_id)
     return event

@@ -170,9 +170,10 @@ async def until_terminal(
     """The job's event once terminal, or its latest after `seconds`."""
     deadline = time.monotonic() + seconds
     while not event.status.terminal and (left := deadline - time.monotonic()) > 0:
-        changed.clear()
+        # `changed` was watched before `event` was read: news since then has set it
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), left)
+        changed.clear()  # before the read, so news after the read sets it again
         event = await deps.store.get(event.job_id) or event
     return event
 

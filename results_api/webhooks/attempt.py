@@ -1,5 +1,6 @@
 """One try of a delivery: check where the URL leads, sign, POST, and say what came of it."""
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from inferq import __version__
 from producer.webhooks import sign
 from results_api.webhooks.deliveries import Delivery
 from results_api.webhooks.settings import Network
-from results_api.webhooks.ssrf import CallbackRefused, check_callback_url
+from results_api.webhooks.ssrf import CallbackRefused, Unresolvable, check_callback_url
 
 # Tried again: no answer, a broken connection, a server error, 408 and 429.
 RETRIED_STATUSES = frozenset({408, 429})
@@ -51,20 +52,27 @@ class Sender:
     timeout_s: float
 
     async def attempt(self, delivery: Delivery) -> Outcome:
+        """One try, the address check included, within `timeout_s` in all; the answer's
+        body is never read."""
+        no_answer = Outcome(False, retry=True, error=f"no answer within {self.timeout_s:g} s")
         try:
-            await check_callback_url(delivery.url, self.allowed)
+            async with asyncio.timeout(self.timeout_s):
+                return await self._post(delivery)
+        except (TimeoutError, httpx.TimeoutException):
+            return no_answer
+        except Unresolvable as exc:
+            return Outcome(False, retry=True, error=str(exc))
         except CallbackRefused as exc:
             return Outcome(False, error=str(exc))
+        except httpx.HTTPError as exc:
+            return Outcome(False, retry=True, error=f"{type(exc).__name__}: {exc}")
+
+    async def _post(self, delivery: Delivery) -> Outcome:
+        await check_callback_url(delivery.url, self.allowed)
         body = delivery.body.encode()
         headers = sign(delivery.id, int(time.time()), body, self.secrets)
         headers["content-type"] = "application/json"
         headers["user-agent"] = USER_AGENT
-        try:
-            response = await self.client.post(
-                delivery.url, content=body, headers=headers, timeout=self.timeout_s
-            )
-        except httpx.TimeoutException:
-            return Outcome(False, retry=True, error=f"no answer within {self.timeout_s:g} s")
-        except httpx.HTTPError as exc:
-            return Outcome(False, retry=True, error=f"{type(exc).__name__}: {exc}")
-        return outcome_of(response)
+        request = self.client.stream("POST", delivery.url, content=body, headers=headers)
+        async with request as response:
+            return outcome_of(response)

@@ -57,6 +57,9 @@ class Courier:
                 except StoreUnavailable as exc:
                     log.warning("webhook courier: %s; looking again in a while", exc)
                     await self._rest(stop, look=False)
+                except Exception:  # deliveries wait in the store: look again next round
+                    log.exception("webhook courier round failed; looking again in a while")
+                    await self._rest(stop, look=False)
         finally:
             await self._finish_tries()
 
@@ -115,13 +118,15 @@ class Courier:
         if outcome.gone:
             await self._store.mark_gone(delivery.url)
         after = settle(delivery, outcome, self._pace.pauses, time.time())
+        if after.state is DeliveryState.GIVEN_UP:
+            # first the dead letter: if the broker does not take it, the delivery is still
+            # leased, and is tried (and dead-lettered) again once the lease ends
+            await self._dead_letter(after)
+            self.given_up += 1
+            log.warning("webhook %s to %s given up: %s", after.id, after.url, after.last_error)
         await self._store.save(after)
         if after.state is DeliveryState.DELIVERED:
             self.delivered += 1
-        elif after.state is DeliveryState.GIVEN_UP:
-            self.given_up += 1
-            log.warning("webhook %s to %s given up: %s", after.id, after.url, after.last_error)
-            await self._dead_letter(after)
 
 
 def settle(delivery: Delivery, outcome: Outcome, pauses: tuple[float, ...], now: float) -> Delivery:

@@ -44,7 +44,14 @@ class Delivery(BaseModel):
     def again(self, now: float) -> "Delivery":
         """The delivery made pending again, due at `now`, its schedule restarted."""
         return self.model_copy(
-            update={"state": DeliveryState.PENDING, "attempts": 0, "next_try_at": now}
+            update={
+                "state": DeliveryState.PENDING,
+                "attempts": 0,
+                "next_try_at": now,
+                "delivered_at": None,
+                "last_status": None,
+                "last_error": None,
+            }
         )
 
 

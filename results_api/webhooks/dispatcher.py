@@ -2,6 +2,7 @@
 replicas, so each event is read by one of them and each delivery is made once."""
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -21,6 +22,8 @@ from schemas import DecodeError, JobEvent, decode_event
 from schemas.messages import event_kind, utcnow
 
 log = logging.getLogger(__name__)
+
+RESTART_PAUSE_S = 1.0
 
 
 def webhook_body(event: JobEvent) -> str:
@@ -59,6 +62,18 @@ class Dispatcher:
         self.skipped = 0
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Dispatch until `stop`; after an unexpected error, start over from the committed
+        offsets (events read again make no second delivery: deliveries are keyed by id)."""
+        while not stop.is_set():
+            try:
+                await self._consume(stop)
+            except Exception:
+                log.exception("webhook dispatch failed; starting over from the committed offsets")
+                self.assigned = False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), RESTART_PAUSE_S)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
         s = self._settings
         consumer = AIOKafkaConsumer(s.topics.results, **consumer_options(s, s.webhook_group_id))
         await consumer.start()

@@ -17,17 +17,17 @@ from results_api.webhooks.deliveries import Delivery, DeliveryState
 
 T = TypeVar("T")
 
-# KEYS: due, then per delivery its key and its job's set. ARGV: ttl_ms, then per delivery
-# id, doc, next_try. Returns 1 per delivery stored, 0 per delivery already there.
+# KEYS: due, then per delivery its key and its job's set. ARGV: per delivery id, doc,
+# next_try. Returns 1 per delivery stored, 0 per delivery already there. New deliveries
+# are pending: they do not expire.
 _ADD = """
-local ttl = tonumber(ARGV[1])
 local added = {}
 for i = 2, #KEYS, 2 do
   local n = (i - 2) / 2
-  local id, doc, due = ARGV[2 + n * 3], ARGV[3 + n * 3], ARGV[4 + n * 3]
-  if redis.call('SET', KEYS[i], doc, 'NX', 'PX', ttl) then
+  local id, doc, due = ARGV[1 + n * 3], ARGV[2 + n * 3], ARGV[3 + n * 3]
+  if redis.call('SET', KEYS[i], doc, 'NX') then
     redis.call('SADD', KEYS[i + 1], id)
-    redis.call('PEXPIRE', KEYS[i + 1], ttl)
+    redis.call('PERSIST', KEYS[i + 1])
     redis.call('ZADD', KEYS[1], due, id)
     added[#added + 1] = 1
   else
@@ -88,7 +88,7 @@ class RedisDeliveries:
         if not deliveries:
             return []
         keys: list[Any] = [self._due]
-        args: list[Any] = [self._ttl_ms]
+        args: list[Any] = []
         for d in deliveries:
             keys += [self._key(d.id), self._job_key(d.job_id)]
             args += [d.id, d.model_dump_json(), d.next_try_at or d.created_at]
@@ -107,10 +107,16 @@ class RedisDeliveries:
             await self._run(pipe.execute())
 
     def _queue_save(self, pipe: Any, delivery: Delivery) -> None:
-        pipe.set(self._key(delivery.id), delivery.model_dump_json(), px=self._ttl_ms)
+        """A pending delivery never expires; a finished one expires with the retention
+        (and so does its job's index, unless a pending delivery of the job renews it)."""
+        key, job_key = self._key(delivery.id), self._job_key(delivery.job_id)
         if delivery.state is DeliveryState.PENDING and delivery.next_try_at is not None:
+            pipe.set(key, delivery.model_dump_json())
+            pipe.persist(job_key)
             pipe.zadd(self._due, {delivery.id: delivery.next_try_at})
         else:
+            pipe.set(key, delivery.model_dump_json(), px=self._ttl_ms)
+            pipe.pexpire(job_key, self._ttl_ms)
             pipe.zrem(self._due, delivery.id)
 
     async def of_job(self, job_id: str) -> list[Delivery]:

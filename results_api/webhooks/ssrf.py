@@ -38,8 +38,13 @@ class CallbackRefused(PermanentError):
     code = ErrorCode.CALLBACK_REFUSED
 
 
+class Unresolvable(CallbackRefused):
+    """The host does not resolve now: refused at submit, tried again at delivery (DNS
+    trouble may pass)."""
+
+
 def _does_not_resolve(host: str, error: Exception) -> CallbackRefused:
-    return CallbackRefused(f"callback url host {host!r} does not resolve: {error}")
+    return Unresolvable(f"callback url host {host!r} does not resolve: {error}")
 
 
 async def resolve(host: str, port: int) -> list[str]:
