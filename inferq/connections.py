@@ -45,7 +45,7 @@ def producer_options(settings: KafkaSettings) -> dict[str, Any]:
     return {
         **aiokafka_options(settings),
         "acks": "all",
-        "linger_ms": 2,
+        "linger_ms": 0,
         "max_request_size": 16 * 1024 * 1024,
     }
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from inferq.admin import ensure_topics
 from inferq.connections import consumer_options, producer_options
 from inferq.health import BrokerWatch
-from worker.cancels import Cancellations
+from worker.cancels import CANCELS_FETCH_WAIT_MS, Cancellations
 from worker.pipeline import ModelPipeline
 from worker.repository import ModelRepository, list_models
 from worker.settings import WorkerSettings
@@ -67,7 +67,10 @@ class Worker:
         cancellations = Cancellations(s.max_cancelled_jobs)
         try:
             async with contextlib.AsyncExitStack() as stack:
-                cancels = AIOKafkaConsumer(self.topics.cancels, **consumer_options(s, None))
+                cancels = AIOKafkaConsumer(
+                    self.topics.cancels,
+                    **{**consumer_options(s, None), "fetch_max_wait_ms": CANCELS_FETCH_WAIT_MS},
+                )
                 await cancels.start()
                 stack.push_async_callback(cancels.stop)
                 for model in models:
