@@ -37,15 +37,16 @@ TERMINAL = {"succeeded", "failed", "expired", "cancelled"}
 class Watcher:
     """Reads the results topic and notes when each job's terminal event arrived."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, fetch_max_wait_ms: int) -> None:
         self.arrived: dict[str, float] = {}
         self.events: dict[str, dict[str, Any]] = {}
         self._topic = topic
         # No group: a busy bench loop must not miss heartbeats and lose its partitions.
+        # It fetches as often as the stack does: each idle fetch costs the shared cores.
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
-            fetch_max_wait_ms=5,
+            fetch_max_wait_ms=fetch_max_wait_ms,
             max_partition_fetch_bytes=16 * 1024 * 1024,
         )
         self._wanted = 0
@@ -144,7 +145,7 @@ async def with_watcher(
     args: argparse.Namespace, client: AsyncClient, http: httpx.AsyncClient, stack: Stack
 ) -> dict[str, Any]:
     """A burst, timed by a watcher that reads the results topic from before the warm-up."""
-    watcher = Watcher(stack.bootstrap, client.settings.topics.results)
+    watcher = Watcher(stack.bootstrap, client.settings.topics.results, args.fetch_max_wait_ms)
     watching = asyncio.create_task(watcher.run())
     watching.add_done_callback(lambda task: task.cancelled() or task.result())
     try:

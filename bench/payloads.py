@@ -31,5 +31,5 @@ def make_inputs(model: str, i: int, rows: int) -> dict[str, Any]:
         return {"text": np.array([TEXTS[(i + r) % len(TEXTS)] for r in range(rows)], dtype=object)}
     if model == "resnet18":
         rng = np.random.default_rng(i)
-        return {"image": rng.standard_normal((rows, 3, 224, 224)).astype(np.float32)}
+        return {"image": rng.integers(0, 256, (rows, 3, 224, 224), dtype=np.uint8)}
     raise ValueError(f"no bench inputs for model {model!r}")

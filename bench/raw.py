@@ -31,6 +31,8 @@ def sample_inputs(session: ort.InferenceSession, rows: int) -> dict[str, Any]:
             feeds[node.name] = np.array(["a short sentence to embed"] * rows, dtype=object)
         elif node.type == "tensor(int64)":
             feeds[node.name] = rng.integers(0, 1000, size=shape, dtype=np.int64)
+        elif node.type == "tensor(uint8)":
+            feeds[node.name] = rng.integers(0, 256, size=shape, dtype=np.uint8)
         else:
             feeds[node.name] = rng.standard_normal(shape).astype(np.float32)
     return feeds

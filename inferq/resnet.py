@@ -1,6 +1,9 @@
 """Build the `resnet18` model offline: a ResNet-18-shaped network with fixed, seeded weights
-(no download), exported from torch to ONNX: `image` FP32 [n, 3, 224, 224] -> `logits` [n, 1000].
-It stands for a heavy image model in the benchmarks; its predictions mean nothing.
+(no download), exported from torch to ONNX: `image` UINT8 [n, 3, 224, 224] (RGB pixels,
+channels first) -> `logits` FP32 [n, 1000]. The graph scales the pixels to [0, 1] and
+normalizes them with the ImageNet mean and deviation, so an image travels through Kafka as
+its 150 KB of pixels rather than 600 KB of floats. It stands for a heavy image model in the
+benchmarks; its predictions mean nothing.
 """
 
 from pathlib import Path
@@ -30,6 +33,17 @@ def _network() -> Any:
             y = torch.relu(self.bn1(self.conv1(x)))
             return torch.relu(self.bn2(self.conv2(y)) + self.down(x))
 
+    class Pixels(nn.Module):
+        """uint8 RGB pixels to the normalized floats the network takes."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x.float() / 255.0 - self.mean) / self.std
+
     widths = [64, 128, 256, 512]
     layers: list[nn.Module] = [
         nn.Conv2d(3, 64, 7, 2, 3, bias=False),
@@ -43,11 +57,12 @@ def _network() -> Any:
         cin = width
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 1000)]
     torch.manual_seed(0)
-    return nn.Sequential(*layers).eval()
+    return nn.Sequential(Pixels(), *layers).eval()
 
 
 def build_resnet18(repo: Path) -> Path:
     import torch
 
     path = repo / "resnet18" / "1" / "model.onnx"
-    return export(_network(), (torch.zeros(1, 3, 224, 224),), path, ["image"], ["logits"])
+    pixels = torch.zeros(1, 3, 224, 224, dtype=torch.uint8)
+    return export(_network(), (pixels,), path, ["image"], ["logits"])

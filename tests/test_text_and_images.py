@@ -93,7 +93,7 @@ async def test_image_model_runs_in_batches(
     producer_settings: ProducerSettings,
 ) -> None:
     model = "resnet18"
-    images = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    images = np.random.default_rng(0).integers(0, 256, (2, 3, 224, 224), dtype=np.uint8)
     direct = ort.InferenceSession(str(torch_repo / "resnet18" / "1" / "model.onnx"))
     expected = direct.run(None, {"image": images})[0]
     async with serving(model, torch_repo, worker_settings, api_settings) as api:
