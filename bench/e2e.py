@@ -3,6 +3,7 @@ through the SDK; results read back by job id. Prints one JSON line per run.
 
     python -m bench.e2e --model breast_cancer --jobs 100000              # burst
     python -m bench.e2e --model breast_cancer --jobs 3000 --rate 100     # fixed rate
+    python -m bench.e2e --model breast_cancer --jobs 1000000 --waves 10  # memory over 1M jobs
 
 Latency is from `submit` to the result: in burst mode, to its arrival on the results
 topic (a lower bound of "readable"; throughput counts until the API has ingested every
@@ -17,6 +18,7 @@ import os
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic_core import from_json
 
 from bench.payloads import make_inputs
-from bench.processes import Stack, start_stack
+from bench.processes import Stack, model_path, start_stack
 from bench.raw import measure
 from inferq.gaps import GapGuard
 from producer import AsyncClient, ProducerSettings
@@ -142,15 +144,25 @@ async def sample_memory(
 
 
 async def with_watcher(
-    args: argparse.Namespace, client: AsyncClient, http: httpx.AsyncClient, stack: Stack
-) -> dict[str, Any]:
-    """A burst, timed by a watcher that reads the results topic from before the warm-up."""
+    args: argparse.Namespace,
+    client: AsyncClient,
+    http: httpx.AsyncClient,
+    stack: Stack,
+    emit: Callable[[dict[str, Any]], None],
+) -> None:
+    """`args.waves` bursts of `args.jobs / args.waves` jobs, one after the other on the same
+    stack, timed by a watcher that reads the results topic from before the warm-up."""
     watcher = Watcher(stack.bootstrap, client.settings.topics.results, args.fetch_max_wait_ms)
     watching = asyncio.create_task(watcher.run())
     watching.add_done_callback(lambda task: task.cancelled() or task.result())
+    wave = argparse.Namespace(**{**vars(args), "jobs": args.jobs // args.waves})
     try:
         await warm_up(client, http, args.model, args.rows)
-        return await burst(args, client, http, watcher, stack)
+        for number in range(1, args.waves + 1):
+            result = await burst(wave, client, http, watcher, stack)
+            watcher.events.clear()  # a wave's events are summarized: keep the bench's memory flat
+            served = {"wave": number, "jobs_served": number * wave.jobs} if args.waves > 1 else {}
+            emit({**served, **result})
     finally:
         watching.cancel()
 
@@ -257,8 +269,15 @@ def summary(latencies: list[float], events: list[dict[str, Any]]) -> dict[str, A
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace) -> None:
+    """Print a JSON line per result as it comes. The raw limit is measured first, while
+    the cores are idle."""
+    raw = measure(model_path(args), args.model, 1.0, (args.raw_batch,))
     stack: Stack = start_stack(args)
+
+    def emit(result: dict[str, Any]) -> None:
+        print(json.dumps(line(args, result, raw, stack.worker_rss_mb())), flush=True)
+
     try:
         settings = ProducerSettings(
             bootstrap_servers=stack.bootstrap,
@@ -272,18 +291,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ):
             if args.rate:
                 await warm_up(client, http, args.model, args.rows)
-                result = await fixed_rate(args, client, stack)
+                emit(await fixed_rate(args, client, stack))
             else:
-                result = await with_watcher(args, client, http, stack)
-        worker_rss = stack.worker_rss_mb()
+                await with_watcher(args, client, http, stack, emit)
     finally:
         stack.stop()
-    raw = measure(stack.model_path(args.model), args.model, 1.0, (args.raw_batch,))
+
+
+def line(
+    args: argparse.Namespace, result: dict[str, Any], raw: dict[str, Any], worker_rss: list[int]
+) -> dict[str, Any]:
+    """One JSON line: the run's settings, one result, the raw limit and the ratio to it, and
+    the worker's resident memory now."""
+    jobs = args.jobs // args.waves
     return {
         "bench": "e2e",
         "model": args.model,
         "mode": "rate" if args.rate else "burst",
-        "jobs": args.jobs,
+        "jobs": jobs,
         "rows_per_job": args.rows,
         "encoding": args.encoding,
         "worker_processes": args.processes,
@@ -312,7 +337,14 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=Path("models"))
     parser.add_argument("--raw-batch", type=int, default=256)
     parser.add_argument("--timeout", type=float, default=600)
-    print(json.dumps(asyncio.run(run(parser.parse_args()))), flush=True)
+    parser.add_argument(
+        "--waves",
+        type=int,
+        default=1,
+        help="bursts: send the jobs in this many bursts, each after the last one's results "
+        "(a line per burst: worker memory as the jobs served grow)",
+    )
+    asyncio.run(run(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -30,12 +30,6 @@ class Stack:
     def bootstrap(self) -> str:
         return self.broker.bootstrap_servers
 
-    def model_path(self, model: str) -> Path:
-        versions = sorted(
-            (self.repo / model).iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1
-        )
-        return versions[-1] / "model.onnx"
-
     def worker_rss_mb(self) -> list[int]:
         """Resident memory of each worker process and its children, in MiB."""
         sizes = []
@@ -74,10 +68,22 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def start_stack(args: argparse.Namespace) -> Stack:
+def model_path(args: argparse.Namespace) -> Path:
+    """The served (highest) version of `args.model` in `args.repo`; the demo models are
+    built if missing."""
     repo: Path = args.repo
     if args.model in ("breast_cancer", "diabetes"):
         ensure_demo_models(repo)
+    model: str = args.model
+    versions = sorted(
+        (repo / model).iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1
+    )
+    return versions[-1] / "model.onnx"
+
+
+def start_stack(args: argparse.Namespace) -> Stack:
+    repo: Path = args.repo
+    model_path(args)
     broker = DevBroker().start()
     port = free_port()
     stack = Stack(broker, repo, f"http://127.0.0.1:{port}")
