@@ -18,6 +18,7 @@ import os
 import resource
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,7 @@ async def fixed_rate(args: argparse.Namespace, client: AsyncClient, stack: Stack
     inputs = [make_inputs(args.model, i, args.rows) for i in range(min(args.jobs, 1000))]
     latencies: list[float] = []
     finished: list[dict[str, Any]] = []
+    unfinished: Counter[str] = Counter()  # answers that were not a finished job
     polls: set[asyncio.Task[None]] = set()
     connector = aiohttp.TCPConnector(limit=1000)
     async with aiohttp.ClientSession(stack.api_url, connector=connector) as http:
@@ -229,6 +231,9 @@ async def fixed_rate(args: argparse.Namespace, client: AsyncClient, stack: Stack
             if job.get("status") in TERMINAL:
                 latencies.append((time.monotonic() - at) * 1000)
                 finished.append(job)
+            else:
+                code = job.get("error", {}).get("code") if answer.status >= 400 else None
+                unfinished[f"{answer.status} {code or job.get('status')}"] += 1
 
         start = time.monotonic()
         for i in range(args.jobs):
@@ -245,6 +250,7 @@ async def fixed_rate(args: argparse.Namespace, client: AsyncClient, stack: Stack
         "jobs_per_s": round(args.jobs / elapsed, 1),
         "rate": args.rate,
         "completed": len(latencies),
+        "unfinished": dict(unfinished),
         "latency_to": "API long-poll",
         **summary(latencies, finished),
     }

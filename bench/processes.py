@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ class Stack:
     repo: Path
     api_url: str
     prefix: str = "bench"
+    scratch: Path | None = None  # the results store's directory, removed by `stop`
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -47,6 +49,8 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
         self.broker.close()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def _children(pid: int) -> list[int]:
@@ -87,6 +91,7 @@ def start_stack(args: argparse.Namespace) -> Stack:
     broker = DevBroker().start()
     port = free_port()
     stack = Stack(broker, repo, f"http://127.0.0.1:{port}")
+    stack.scratch = Path(tempfile.mkdtemp(prefix="inferq-bench-"))
     env = {
         **os.environ,
         "INFERQ_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
@@ -97,7 +102,7 @@ def start_stack(args: argparse.Namespace) -> Stack:
         "INFERQ_FETCH_MAX_WAIT_MS": str(args.fetch_max_wait_ms),
         "INFERQ_SESSION_TIMEOUT_MS": "2000",
         "INFERQ_HEARTBEAT_INTERVAL_MS": "500",
-        "INFERQ_STORE": f"sqlite:///{tempfile.mkdtemp(prefix='inferq-bench-')}/results.db",
+        "INFERQ_STORE": f"sqlite:///{stack.scratch}/results.db",
     }
     inferq = [sys.executable, "-m", "inferq"]
     worker = _quiet([*inferq, "worker", "--processes", str(args.processes)], env)
