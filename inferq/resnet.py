@@ -38,8 +38,8 @@ def _network() -> Any:
 
         def __init__(self) -> None:
             super().__init__()
-            self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-            self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+            self.mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+            self.std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return (x.float() / 255.0 - self.mean) / self.std
