@@ -350,7 +350,10 @@ def main() -> None:
         help="bursts: send the jobs in this many bursts, each after the last one's results "
         "(a line per burst: worker memory as the jobs served grow)",
     )
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    if args.waves < 1 or args.jobs % args.waves:
+        parser.error(f"--jobs {args.jobs} does not split into {args.waves} equal waves")
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":
