@@ -4,6 +4,7 @@ from typing import Any
 
 from aiokafka.helpers import create_ssl_context
 
+from inferq.partitioner import place
 from inferq.settings import KafkaSettings
 
 
@@ -47,6 +48,7 @@ def producer_options(settings: KafkaSettings) -> dict[str, Any]:
         "acks": "all",
         "linger_ms": 0,
         "max_request_size": 16 * 1024 * 1024,
+        "partitioner": place,
     }
 
 

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from inferq.connections import aiokafka_options
+from inferq.partitioner import place
 from producer.requests import (
     BrokerUnavailable,
     Inputs,
@@ -44,6 +45,7 @@ class AsyncClient:
             linger_ms=settings.linger_ms,
             max_request_size=16 * 1024 * 1024,
             request_timeout_ms=int(settings.submit_timeout_s * 1000),
+            partitioner=place,
         )
         self._pending: set[asyncio.Future[Any]] = set()
         self._failed: list[asyncio.Future[Any]] = []

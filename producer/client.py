@@ -10,6 +10,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from inferq.connections import kafka_python_options
+from inferq.partitioner import KafkaPythonPlacement
 from producer.requests import (
     BrokerUnavailable,
     Inputs,
@@ -49,6 +50,7 @@ class Client:
                 max_block_ms=timeout_ms,
                 request_timeout_ms=timeout_ms,
                 max_request_size=16 * 1024 * 1024,
+                partitioner=KafkaPythonPlacement(),
             )
         except KafkaError as exc:
             raise BrokerUnavailable(
