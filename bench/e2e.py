@@ -193,8 +193,9 @@ async def burst(
     await watcher.wait(args.timeout)
     await sampling
     deadline = time.monotonic() + args.timeout
-    while True:  # every job has a queued and a terminal event to ingest
-        if await ingested(http) >= base + 2 * args.jobs:
+    events = 2 if args.queued_events else 1  # a terminal event, and a queued one if sent
+    while True:
+        if await ingested(http) >= base + events * args.jobs:
             break
         if time.monotonic() > deadline:
             raise TimeoutError("the API did not ingest every result in time")
@@ -289,6 +290,7 @@ async def run(args: argparse.Namespace) -> None:
             bootstrap_servers=stack.bootstrap,
             topic_prefix=stack.prefix,
             binary_tensors=args.encoding == "binary",
+            queued_events=args.queued_events,
         )
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
         async with (
@@ -317,6 +319,7 @@ def line(
         "jobs": jobs,
         "rows_per_job": args.rows,
         "encoding": args.encoding,
+        "queued_events": args.queued_events,
         "worker_processes": args.processes,
         "max_batch_size": args.max_batch_size,
         "fetch_max_wait_ms": args.fetch_max_wait_ms,
@@ -350,7 +353,15 @@ def main() -> None:
         help="bursts: send the jobs in this many bursts, each after the last one's results "
         "(a line per burst: worker memory as the jobs served grow)",
     )
+    parser.add_argument(
+        "--no-queued-events",
+        dest="queued_events",
+        action="store_false",
+        help="bursts: submit without the `queued` events (INFERQ_QUEUED_EVENTS=false)",
+    )
     args = parser.parse_args()
+    if args.rate and not args.queued_events:
+        parser.error("--no-queued-events is for bursts: a long-poll sent at submit needs them")
     if args.waves < 1 or args.jobs % args.waves:
         parser.error(f"--jobs {args.jobs} does not split into {args.waves} equal waves")
     asyncio.run(run(args))

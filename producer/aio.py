@@ -17,7 +17,7 @@ from producer.requests import (
     Inputs,
     build_request,
     cancel_records,
-    submit_records,
+    sdk_records,
 )
 from producer.settings import ProducerSettings
 from producer.waiting import wait_async
@@ -90,7 +90,7 @@ class AsyncClient:
             tenant=self.settings.tenant,
             binary=self.settings.binary_tensors,
         )
-        await self._send(submit_records(self._topics, request, self.settings.max_request_bytes))
+        await self._send(sdk_records(self.settings, request))
         return request.job_id
 
     async def cancel(self, job_id: str) -> None:

@@ -16,7 +16,7 @@ from producer.requests import (
     Inputs,
     build_request,
     cancel_records,
-    submit_records,
+    sdk_records,
 )
 from producer.settings import ProducerSettings
 from producer.waiting import wait_sync
@@ -87,7 +87,7 @@ class Client:
             tenant=self.settings.tenant,
             binary=self.settings.binary_tensors,
         )
-        self._send(submit_records(self._topics, request, self.settings.max_request_bytes))
+        self._send(sdk_records(self.settings, request))
         return request.job_id
 
     def cancel(self, job_id: str) -> None:

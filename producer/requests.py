@@ -7,6 +7,7 @@ from typing import Any
 import numpy.typing as npt
 from pydantic import ValidationError
 
+from producer.settings import ProducerSettings
 from schemas import (
     CancelRequest,
     ErrorCode,
@@ -90,19 +91,32 @@ def build_request(
 
 
 def submit_records(
-    topics: Topics, request: InferenceRequest, max_bytes: int
+    topics: Topics, request: InferenceRequest, max_bytes: int, *, queued_event: bool = True
 ) -> list[tuple[str, KafkaRecord]]:
-    """The request for the workers, and a `queued` event so the job is visible at once."""
+    """The request for the workers and, with `queued_event`, a `queued` event so the job is
+    visible at once."""
     record = encode_request(request)
     if len(record.value) > max_bytes:
         raise PayloadTooLarge(
             f"the request is {len(record.value)} bytes encoded; the limit is {max_bytes} bytes "
             "(INFERQ_MAX_REQUEST_BYTES)"
         )
-    return [
-        (topics.requests(request.model), record),
-        (topics.results, encode_event(JobEvent.queued(request))),
-    ]
+    records = [(topics.requests(request.model), record)]
+    if queued_event:
+        records.append((topics.results, encode_event(JobEvent.queued(request))))
+    return records
+
+
+def sdk_records(
+    settings: ProducerSettings, request: InferenceRequest
+) -> list[tuple[str, KafkaRecord]]:
+    """What an SDK client sends for `request`, as its settings say."""
+    return submit_records(
+        settings.topics,
+        request,
+        settings.max_request_bytes,
+        queued_event=settings.queued_events,
+    )
 
 
 def cancel_records(

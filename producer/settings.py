@@ -11,6 +11,12 @@ class ProducerSettings(AdmissionSettings):
         default=True,
         description="send numpy inputs as raw little-endian bytes (results come back the same)",
     )
+    queued_events: bool = Field(
+        default=True,
+        description="write a `queued` event with each job, so the results API knows it at "
+        "once; off, a job is unknown there (404) until a worker has run it, and submitting "
+        "costs one record less",
+    )
     tenant: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",

@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from inferq.devbroker import free_port
 from results_api.server import serve
@@ -110,3 +111,23 @@ def output(job: dict[str, Any], name: str) -> npt.NDArray[Any]:
     """An output of a job as the API returned it, in either tensor form."""
     tensor = next(t for t in job["outputs"] if t["name"] == name)
     return Tensor.model_validate(tensor).to_numpy()
+
+
+async def read_all(bootstrap: str, topic: str, count: int) -> list[tuple[int, bytes]]:
+    """(partition, key) of the first `count` records of `topic`, from every partition."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        seen: list[tuple[int, bytes]] = []
+
+        async def everything() -> list[tuple[int, bytes]] | None:
+            batch = await consumer.getmany(timeout_ms=100)
+            seen.extend((r.partition, r.key or b"") for rs in batch.values() for r in rs)
+            return seen if len(seen) >= count else None
+
+        return await eventually(everything)
+    finally:
+        await consumer.stop()

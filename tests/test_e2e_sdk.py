@@ -1,5 +1,6 @@
 """Submit through the SDK, run on a worker, read the result through the API: real broker."""
 
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -7,7 +8,9 @@ import numpy as np
 
 from inferq.demo_models import dataset
 from producer import AsyncClient, Client, ProducerSettings
-from tests.support import output, run_onnx, wait_terminal
+from results_api.settings import ApiSettings
+from tests.support import output, read_all, run_onnx, running_api, running_worker, wait_terminal
+from worker import WorkerSettings
 
 
 async def test_async_client_breast_cancer_matches_onnx(
@@ -67,3 +70,28 @@ async def test_sdk_job_is_visible_right_after_flush(
     response = await api.get(f"/v1/jobs/{job_id}")
     assert response.status_code == 200
     assert response.json()["status"] in {"queued", "running", "succeeded"}
+
+
+async def test_without_queued_events_a_job_is_unknown_until_a_worker_ran_it(
+    api_settings: ApiSettings, worker_settings: WorkerSettings, producer_settings: ProducerSettings
+) -> None:
+    features, _ = dataset("breast_cancer")
+    quiet = producer_settings.model_copy(update={"queued_events": False})
+    async with running_api(api_settings) as api:  # no worker yet: the jobs wait in Kafka
+        async with AsyncClient(settings=quiet) as client:
+            unannounced = await client.submit("breast_cancer", {"input": features[:1]})
+            await client.flush()
+        with Client(settings=producer_settings) as sync_client:
+            announced = sync_client.submit("breast_cancer", {"input": features[:1]})
+            sync_client.flush()
+        assert (await api.get(f"/v1/jobs/{announced}")).json()["status"] == "queued"
+        unknown = await api.get(f"/v1/jobs/{unannounced}")
+        assert unknown.status_code == 404
+        assert unknown.json()["error"]["code"] == "job_not_found"
+
+        async with running_worker(worker_settings):
+            assert (await wait_terminal(api, unannounced))["status"] == "succeeded"
+            assert (await wait_terminal(api, announced))["status"] == "succeeded"
+
+    events = await read_all(api_settings.bootstrap_servers, api_settings.topics.results, 3)
+    assert Counter(key.decode() for _, key in events) == {unannounced: 1, announced: 2}

@@ -4,12 +4,11 @@ import zlib
 from collections import Counter
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from inferq.demo_models import dataset
 from inferq.partitioner import place
 from producer import AsyncClient, Client, ProducerSettings
-from tests.support import eventually, wait_terminal
+from tests.support import read_all, wait_terminal
 from worker import WorkerSettings
 
 
@@ -26,26 +25,6 @@ def test_keys_spread_over_every_partition() -> None:
 
 def test_a_record_without_key_goes_to_an_available_partition() -> None:
     assert {place(None, [0, 1, 2], [2]) for _ in range(20)} == {2}
-
-
-async def read_all(bootstrap: str, topic: str, count: int) -> list[tuple[int, bytes]]:
-    """(partition, key) of the first `count` records of `topic`, from every partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        seen: list[tuple[int, bytes]] = []
-
-        async def everything() -> list[tuple[int, bytes]] | None:
-            batch = await consumer.getmany(timeout_ms=100)
-            seen.extend((r.partition, r.key or b"") for rs in batch.values() for r in rs)
-            return seen if len(seen) >= count else None
-
-        return await eventually(everything)
-    finally:
-        await consumer.stop()
 
 
 async def test_sdk_clients_and_worker_place_records_by_crc32_of_the_job_id(
