@@ -33,6 +33,7 @@ from bench.processes import Stack, model_path, start_stack
 from bench.raw import measure
 from inferq.gaps import GapGuard
 from producer import AsyncClient, ProducerSettings
+from schemas import JobStatus
 
 TERMINAL = {"succeeded", "failed", "expired", "cancelled"}
 
@@ -121,18 +122,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def warm_up(client: AsyncClient, http: httpx.AsyncClient, model: str, rows: int) -> None:
-    """Until a job comes back: the worker has its partitions and its sessions are warm."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        job_id = await client.submit(model, make_inputs(model, 1, rows))
-        await client.flush()
-        job = (await http.get(f"/v1/jobs/{job_id}", params={"wait": 10}, timeout=20)).json()
-        if job.get("status") == "succeeded":
-            return
-        if job.get("status") in TERMINAL:
-            raise RuntimeError(f"warm-up job failed: {job}")
-    raise RuntimeError("the worker did not answer within 120 s")
+async def warm_up(client: AsyncClient, model: str, rows: int) -> None:
+    """Until a job comes back: the worker has its partitions and its sessions are warm.
+    (`wait` asks again through 404s: a job sent without a `queued` event reads 404 until
+    a worker has run it.)"""
+    job_id = await client.submit(model, make_inputs(model, 1, rows))
+    await client.flush()
+    job = await client.wait(job_id, timeout=120)
+    if job.status is not JobStatus.SUCCEEDED:
+        raise RuntimeError(f"warm-up job failed: {job.model_dump_json()}")
 
 
 async def sample_memory(
@@ -158,7 +156,7 @@ async def with_watcher(
     watching.add_done_callback(lambda task: task.cancelled() or task.result())
     wave = argparse.Namespace(**{**vars(args), "jobs": args.jobs // args.waves})
     try:
-        await warm_up(client, http, args.model, args.rows)
+        await warm_up(client, args.model, args.rows)
         for number in range(1, args.waves + 1):
             result = await burst(wave, client, http, watcher, stack)
             watcher.events.clear()  # a wave's events are summarized: keep the bench's memory flat
@@ -291,6 +289,7 @@ async def run(args: argparse.Namespace) -> None:
             topic_prefix=stack.prefix,
             binary_tensors=args.encoding == "binary",
             queued_events=args.queued_events,
+            api_url=stack.api_url,
         )
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
         async with (
@@ -298,7 +297,7 @@ async def run(args: argparse.Namespace) -> None:
             httpx.AsyncClient(base_url=stack.api_url, limits=limits) as http,
         ):
             if args.rate:
-                await warm_up(client, http, args.model, args.rows)
+                await warm_up(client, args.model, args.rows)
                 emit(await fixed_rate(args, client, stack))
             else:
                 await with_watcher(args, client, http, stack, emit)

@@ -114,19 +114,27 @@ def output(job: dict[str, Any], name: str) -> npt.NDArray[Any]:
 
 
 async def read_all(bootstrap: str, topic: str, count: int) -> list[tuple[int, bytes]]:
-    """(partition, key) of the first `count` records of `topic`, from every partition."""
+    """(partition, key) of every record of `topic`, read to each partition's end once at
+    least `count` are there: a record more than expected is seen, not left behind."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
+        await consumer.topics()  # metadata of every topic: a bare start asks for none
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         seen: list[tuple[int, bytes]] = []
 
+        async def at_end(part: TopicPartition) -> bool:
+            end = consumer.highwater(part)
+            return end is not None and await consumer.position(part) >= end
+
         async def everything() -> list[tuple[int, bytes]] | None:
             batch = await consumer.getmany(timeout_ms=100)
             seen.extend((r.partition, r.key or b"") for rs in batch.values() for r in rs)
-            return seen if len(seen) >= count else None
+            if len(seen) < count or not all([await at_end(part) for part in partitions]):
+                return None
+            return seen
 
         return await eventually(everything)
     finally:

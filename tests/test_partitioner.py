@@ -8,6 +8,7 @@ import httpx
 from inferq.demo_models import dataset
 from inferq.partitioner import place
 from producer import AsyncClient, Client, ProducerSettings
+from schemas import Tensor
 from tests.support import read_all, wait_terminal
 from worker import WorkerSettings
 
@@ -27,7 +28,7 @@ def test_a_record_without_key_goes_to_an_available_partition() -> None:
     assert {place(None, [0, 1, 2], [2]) for _ in range(20)} == {2}
 
 
-async def test_sdk_clients_and_worker_place_records_by_crc32_of_the_job_id(
+async def test_sdk_clients_api_and_worker_place_records_by_crc32_of_the_job_id(
     api: httpx.AsyncClient, producer_settings: ProducerSettings, worker_settings: WorkerSettings
 ) -> None:
     features, _ = dataset("breast_cancer")
@@ -37,13 +38,17 @@ async def test_sdk_clients_and_worker_place_records_by_crc32_of_the_job_id(
     with Client(settings=producer_settings) as sync_client:
         ids += [sync_client.submit("breast_cancer", {"input": features[:1]}) for _ in range(8)]
         sync_client.flush()
+    inputs = [Tensor.from_numpy("input", features[:1]).model_dump()]
+    for _ in range(4):  # the API writes the request and the queued event itself
+        accepted = await api.post("/v1/jobs", json={"model": "breast_cancer", "inputs": inputs})
+        ids.append(accepted.json()["job_id"])
     for job_id in ids:
         assert (await wait_terminal(api, job_id))["status"] == "succeeded"
 
     topics = producer_settings.topics
     bootstrap = worker_settings.bootstrap_servers
-    requests = await read_all(bootstrap, topics.requests("breast_cancer"), 16)
-    events = await read_all(bootstrap, topics.results, 32)  # queued (SDK) + succeeded (worker)
+    requests = await read_all(bootstrap, topics.requests("breast_cancer"), 20)
+    events = await read_all(bootstrap, topics.results, 40)  # queued + succeeded (worker)
     assert sorted(key.decode() for _, key in requests) == sorted(ids)
     assert Counter(key.decode() for _, key in events) == {job_id: 2 for job_id in ids}
     for partition, key in requests + events:
