@@ -117,6 +117,13 @@ async def ingested(http: httpx.AsyncClient) -> float:
     return await metric(http, "inferq_ingested_events_total")
 
 
+def cpu_per_job(before: dict[str, float], after: dict[str, float], jobs: int) -> dict[str, int]:
+    """Microseconds of CPU per job that each part of the stack used between two readings of
+    `Stack.cpu_seconds`, and their total."""
+    used = {part: round((after[part] - before[part]) * 1e6 / jobs) for part in after}
+    return {**used, "total": sum(used.values())}
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -179,6 +186,7 @@ async def burst(
     memory: dict[str, list[int]] = {}
     submitted: dict[str, float] = {}
     cpu0 = time.process_time()
+    used0 = stack.cpu_seconds()
     start = time.monotonic()
     for i in range(args.jobs):
         job_id = await client.submit(args.model, inputs[i % len(inputs)])
@@ -199,11 +207,13 @@ async def burst(
             raise TimeoutError("the API did not ingest every result in time")
         await asyncio.sleep(0.05)
     readable = time.monotonic()
+    used = cpu_per_job(used0, stack.cpu_seconds(), args.jobs)
     latencies = [(watcher.arrived[j] - t) * 1000 for j, t in submitted.items()]
     return {
         "jobs_per_s": round(args.jobs / (readable - start), 1),
         "submit_per_s": round(args.jobs / (sent - start), 1),
         "client_cpu_share": round(client_cpu / (readable - start), 2),
+        "cpu_us_per_job": used,
         "latency_to": "results topic",
         "worker_rss_mb_after_jobs": memory,
         "watcher_refetches": watcher.gaps.refetches,
@@ -234,6 +244,7 @@ async def fixed_rate(args: argparse.Namespace, client: AsyncClient, stack: Stack
                 code = job.get("error", {}).get("code") if answer.status >= 400 else None
                 unfinished[f"{answer.status} {code or job.get('status')}"] += 1
 
+        used0 = stack.cpu_seconds()
         start = time.monotonic()
         for i in range(args.jobs):
             await asyncio.sleep(max(0.0, start + i / args.rate - time.monotonic()))
@@ -248,6 +259,7 @@ async def fixed_rate(args: argparse.Namespace, client: AsyncClient, stack: Stack
     return {
         "jobs_per_s": round(args.jobs / elapsed, 1),
         "rate": args.rate,
+        "cpu_us_per_job": cpu_per_job(used0, stack.cpu_seconds(), args.jobs),
         "completed": len(latencies),
         "unfinished": dict(unfinished),
         "latency_to": "API long-poll",

@@ -17,6 +17,8 @@ import httpx
 from inferq.devbroker import DevBroker, free_port
 from inferq.stack import ensure_demo_models
 
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
 
 @dataclass
 class Stack:
@@ -27,6 +29,7 @@ class Stack:
     scratch: Path | None = None  # the results store's directory, removed by `stop`
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    api: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -39,6 +42,20 @@ class Stack:
             pids = [worker.pid, *_children(worker.pid)]
             sizes.append(sum(_rss_kb(pid) for pid in pids) // 1024)
         return sizes
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user and system) used so far by each part of the stack, its child
+        processes included, and by this process (the load generator)."""
+        parts = {
+            "broker": [self.broker.pid] if self.broker.pid is not None else [],
+            "workers": [worker.pid for worker in self.workers],
+            "api": [self.api.pid] if self.api is not None else [],
+        }
+        used = {
+            name: sum(_cpu_s(pid) for top in pids for pid in (top, *_children(top)))
+            for name, pids in parts.items()
+        }
+        return {**used, "client": time.process_time()}
 
     def stop(self) -> None:
         for process in self.processes:
@@ -60,6 +77,15 @@ def _children(pid: int) -> list[int]:
         return []
     found = [int(c) for c in text.split()]
     return found + [g for c in found for g in _children(c)]
+
+
+def _cpu_s(pid: int) -> float:
+    """User and system CPU seconds of one process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
 
 
 def _rss_kb(pid: int) -> int:
@@ -108,6 +134,7 @@ def start_stack(args: argparse.Namespace) -> Stack:
     worker = _quiet([*inferq, "worker", "--processes", str(args.processes)], env)
     stack.workers.append(worker)
     api = _quiet([*inferq, "api", "--port", str(port)], env)
+    stack.api = api
     stack.processes += [worker, api]
     _wait_ready(stack.api_url, stack.processes)
     return stack
