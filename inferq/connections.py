@@ -48,6 +48,7 @@ def producer_options(settings: KafkaSettings) -> dict[str, Any]:
         "acks": "all",
         "linger_ms": 0,
         "max_request_size": 16 * 1024 * 1024,
+        "max_batch_size": settings.producer_batch_bytes,
         "partitioner": place,
     }
 

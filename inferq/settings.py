@@ -33,6 +33,14 @@ class KafkaSettings(BaseSettings):
         le=10_000,
         description="how long a fetch waits for data; end-to-end latency follows it",
     )
+    producer_batch_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="most bytes of records a producer puts in one batch per partition "
+        "(aiokafka and kafka-python default to 16 KiB; the development broker spends "
+        "its CPU per request, not per record)",
+    )
 
     session_timeout_ms: int = Field(
         default=6000,

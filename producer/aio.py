@@ -44,6 +44,7 @@ class AsyncClient:
             acks="all",
             linger_ms=settings.linger_ms,
             max_request_size=16 * 1024 * 1024,
+            max_batch_size=settings.producer_batch_bytes,
             request_timeout_ms=int(settings.submit_timeout_s * 1000),
             partitioner=place,
         )

@@ -50,6 +50,7 @@ class Client:
                 max_block_ms=timeout_ms,
                 request_timeout_ms=timeout_ms,
                 max_request_size=16 * 1024 * 1024,
+                batch_size=settings.producer_batch_bytes,
                 partitioner=KafkaPythonPlacement(),
             )
         except KafkaError as exc:

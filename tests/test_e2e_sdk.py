@@ -10,6 +10,7 @@ from inferq.demo_models import dataset
 from producer import AsyncClient, Client, ProducerSettings
 from results_api.settings import ApiSettings
 from tests.support import output, read_all, run_onnx, running_api, running_worker, wait_terminal
+from tests.test_e2e_http import body
 from worker import WorkerSettings
 
 
@@ -95,3 +96,33 @@ async def test_without_queued_events_a_job_is_unknown_until_a_worker_ran_it(
 
     events = await read_all(api_settings.bootstrap_servers, api_settings.topics.results, 3)
     assert Counter(key.decode() for _, key in events) == {unannounced: 1, announced: 2}
+
+
+async def test_records_larger_than_a_producer_batch_still_travel(
+    api_settings: ApiSettings, worker_settings: WorkerSettings, producer_settings: ProducerSettings
+) -> None:
+    """With 1 KiB batches, every producer (both SDK clients, the API's submit path, the
+    worker's results) sends its records of several KiB in batches of their own."""
+    small = {"producer_batch_bytes": 1024}
+    features, _ = dataset("breast_cancer")
+    rows = features[:40]  # a request of ~6.5 KiB, a result of ~1.1 KiB
+    label, probabilities = run_onnx(Path(worker_settings.model_repository), "breast_cancer", rows)
+    async with (
+        running_api(api_settings.model_copy(update=small)) as api,
+        running_worker(worker_settings.model_copy(update=small)),
+    ):
+        async with AsyncClient(settings=producer_settings.model_copy(update=small)) as client:
+            ids = [await client.submit("breast_cancer", {"input": rows})]
+            await client.flush()
+        with Client(settings=producer_settings.model_copy(update=small)) as sync_client:
+            ids.append(sync_client.submit("breast_cancer", {"input": rows}))
+            sync_client.flush()
+        submitted = await api.post("/v1/jobs", json=body("breast_cancer", rows))
+        assert submitted.status_code == 202
+        ids.append(submitted.json()["job_id"])
+
+        for job_id in ids:
+            job = await wait_terminal(api, job_id)
+            assert job["status"] == "succeeded"
+            assert output(job, "label").tolist() == label.tolist()
+            np.testing.assert_allclose(output(job, "probabilities"), probabilities, atol=1e-5)
