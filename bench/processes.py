@@ -46,13 +46,14 @@ class Stack:
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time (user and system) used so far by each part of the stack, its child
         processes included, and by this process (the load generator)."""
+        broker = self.broker.pid
         parts = {
-            "broker": [self.broker.pid] if self.broker.pid is not None else [],
+            "broker": [] if broker is None else [broker],
             "workers": [worker.pid for worker in self.workers],
             "api": [self.api.pid] if self.api is not None else [],
         }
         used = {
-            name: sum(_cpu_s(pid) for top in pids for pid in (top, *_children(top)))
+            name: sum(process_cpu_s(pid) for top in pids for pid in (top, *_children(top)))
             for name, pids in parts.items()
         }
         return {**used, "client": time.process_time()}
@@ -79,13 +80,14 @@ def _children(pid: int) -> list[int]:
     return found + [g for c in found for g in _children(c)]
 
 
-def _cpu_s(pid: int) -> float:
-    """User and system CPU seconds of one process (0 once it is gone)."""
+def process_cpu_s(pid: int) -> float:
+    """User and system CPU seconds of one process and of its children that have exited and
+    been waited for (the live ones are read on their own); 0 once it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
+    return sum(int(ticks) for ticks in fields[11:15]) / _TICKS_PER_S
 
 
 def _rss_kb(pid: int) -> int:

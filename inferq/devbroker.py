@@ -102,8 +102,8 @@ class DevBroker:
 
     @property
     def pid(self) -> int | None:
-        """The broker's process id while it runs."""
-        return self._process.pid if self.running and self._process is not None else None
+        """The broker's process id once started (None before start and after stop)."""
+        return self._process.pid if self._process is not None else None
 
     @property
     def running(self) -> bool:

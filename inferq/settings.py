@@ -36,10 +36,11 @@ class KafkaSettings(BaseSettings):
     producer_batch_bytes: int = Field(
         default=256 * 1024,
         ge=1024,
-        le=16 * 1024 * 1024,
+        le=1024 * 1024,
         description="most bytes of records a producer puts in one batch per partition "
         "(aiokafka and kafka-python default to 16 KiB; the development broker spends "
-        "its CPU per request, not per record)",
+        "its CPU per request, not per record); keep it under the broker's "
+        "message.max.bytes",
     )
 
     session_timeout_ms: int = Field(

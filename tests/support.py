@@ -100,6 +100,11 @@ async def wait_terminal(
     return await eventually(probe, within_s=within_s)
 
 
+def body(model: str, rows: npt.NDArray[Any], **extra: Any) -> dict[str, Any]:
+    """A `POST /v1/jobs` body for a model with one input named `input`."""
+    return {"model": model, "inputs": [Tensor.from_numpy("input", rows).model_dump()], **extra}
+
+
 def run_onnx(repo: Path, model: str, features: npt.NDArray[np.float32]) -> list[Any]:
     """Outputs of the model file run directly by ONNX Runtime."""
     session = ort.InferenceSession(str(repo / model / "1" / "model.onnx"))

@@ -1,18 +1,13 @@
 """Submit and poll over HTTP against the real broker and a real worker."""
 
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
 
 from inferq.demo_models import dataset
 from schemas import Tensor
-from tests.support import output, run_onnx, wait_terminal
-
-
-def body(model: str, rows: np.ndarray[Any, Any], **extra: Any) -> dict[str, Any]:
-    return {"model": model, "inputs": [Tensor.from_numpy("input", rows).model_dump()], **extra}
+from tests.support import body, output, run_onnx, wait_terminal
 
 
 async def test_http_submit_then_poll_matches_onnx(api: httpx.AsyncClient, model_repo: Path) -> None:

@@ -1,16 +1,31 @@
 """Submit through the SDK, run on a worker, read the result through the API: real broker."""
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 
+import producer.aio
+import producer.client
+import results_api.services
+import worker.main
 from inferq.demo_models import dataset
 from producer import AsyncClient, Client, ProducerSettings
 from results_api.settings import ApiSettings
-from tests.support import output, read_all, run_onnx, running_api, running_worker, wait_terminal
-from tests.test_e2e_http import body
+from tests.support import (
+    body,
+    output,
+    read_all,
+    run_onnx,
+    running_api,
+    running_worker,
+    wait_terminal,
+)
 from worker import WorkerSettings
 
 
@@ -98,11 +113,33 @@ async def test_without_queued_events_a_job_is_unknown_until_a_worker_ran_it(
     assert Counter(key.decode() for _, key in events) == {unannounced: 1, announced: 2}
 
 
-async def test_records_larger_than_a_producer_batch_still_travel(
-    api_settings: ApiSettings, worker_settings: WorkerSettings, producer_settings: ProducerSettings
+def spy(monkeypatch: pytest.MonkeyPatch, module: ModuleType, name: str) -> list[dict[str, Any]]:
+    """Replace the producer class `name` in `module` by one that notes its keyword arguments."""
+    made: list[dict[str, Any]] = []
+    real: Callable[..., Any] = getattr(module, name)
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        made.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, make)
+    return made
+
+
+async def test_every_producer_batches_by_the_setting_and_larger_records_still_travel(
+    api_settings: ApiSettings,
+    worker_settings: WorkerSettings,
+    producer_settings: ProducerSettings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With 1 KiB batches, every producer (both SDK clients, the API's submit path, the
-    worker's results) sends its records of several KiB in batches of their own."""
+    """With 1 KiB batches, both SDK clients, the API and the worker make their producers
+    with that limit, and send records of several KiB in batches of their own."""
+    made = {
+        "async": spy(monkeypatch, producer.aio, "AIOKafkaProducer"),
+        "sync": spy(monkeypatch, producer.client, "KafkaProducer"),
+        "worker": spy(monkeypatch, worker.main, "AIOKafkaProducer"),
+        "api": spy(monkeypatch, results_api.services, "AIOKafkaProducer"),
+    }
     small = {"producer_batch_bytes": 1024}
     features, _ = dataset("breast_cancer")
     rows = features[:40]  # a request of ~6.5 KiB, a result of ~1.1 KiB
@@ -126,3 +163,8 @@ async def test_records_larger_than_a_producer_batch_still_travel(
             assert job["status"] == "succeeded"
             assert output(job, "label").tolist() == label.tolist()
             np.testing.assert_allclose(output(job, "probabilities"), probabilities, atol=1e-5)
+
+    batch_size = {"async": "max_batch_size", "sync": "batch_size"}
+    for part, kwargs in made.items():
+        key = batch_size.get(part, "max_batch_size")
+        assert [k[key] for k in kwargs] == [1024], part
