@@ -16,6 +16,7 @@ import httpx
 
 from inferq.devbroker import DevBroker, free_port
 from inferq.stack import ensure_demo_models
+from worker.repository import MODEL_FILE, versions_in
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
@@ -106,11 +107,11 @@ def model_path(args: argparse.Namespace) -> Path:
     repo: Path = args.repo
     if args.model in ("breast_cancer", "diabetes"):
         ensure_demo_models(repo)
-    model: str = args.model
-    versions = sorted(
-        (repo / model).iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1
-    )
-    return versions[-1] / "model.onnx"
+    model_dir: Path = repo / args.model
+    versions = versions_in(model_dir)
+    if not versions:
+        raise SystemExit(f"no version of {args.model!r} with a model file in {model_dir}")
+    return model_dir / versions[-1] / MODEL_FILE
 
 
 def start_stack(args: argparse.Namespace) -> Stack:

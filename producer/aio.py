@@ -10,8 +10,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from inferq.connections import aiokafka_options
-from inferq.partitioner import place
+from inferq.connections import producer_options
 from producer.requests import (
     BrokerUnavailable,
     Inputs,
@@ -40,13 +39,11 @@ class AsyncClient:
         self.settings = settings
         self._topics = settings.topics
         self._producer = AIOKafkaProducer(
-            **aiokafka_options(settings),
-            acks="all",
-            linger_ms=settings.linger_ms,
-            max_request_size=16 * 1024 * 1024,
-            max_batch_size=settings.producer_batch_bytes,
-            request_timeout_ms=int(settings.submit_timeout_s * 1000),
-            partitioner=place,
+            **{
+                **producer_options(settings),
+                "linger_ms": settings.linger_ms,
+                "request_timeout_ms": int(settings.submit_timeout_s * 1000),
+            }
         )
         self._pending: set[asyncio.Future[Any]] = set()
         self._failed: list[asyncio.Future[Any]] = []

@@ -8,8 +8,7 @@ import httpx
 from inferq.demo_models import dataset
 from inferq.partitioner import place
 from producer import AsyncClient, Client, ProducerSettings
-from schemas import Tensor
-from tests.support import read_all, wait_terminal
+from tests.support import body, read_all, wait_terminal
 from worker import WorkerSettings
 
 
@@ -38,9 +37,8 @@ async def test_sdk_clients_api_and_worker_place_records_by_crc32_of_the_job_id(
     with Client(settings=producer_settings) as sync_client:
         ids += [sync_client.submit("breast_cancer", {"input": features[:1]}) for _ in range(8)]
         sync_client.flush()
-    inputs = [Tensor.from_numpy("input", features[:1]).model_dump()]
     for _ in range(4):  # the API writes the request and the queued event itself
-        accepted = await api.post("/v1/jobs", json={"model": "breast_cancer", "inputs": inputs})
+        accepted = await api.post("/v1/jobs", json=body("breast_cancer", features[:1]))
         ids.append(accepted.json()["job_id"])
     for job_id in ids:
         assert (await wait_terminal(api, job_id))["status"] == "succeeded"

@@ -24,10 +24,11 @@ def list_models(root: Path) -> list[str]:
     """Models in the repository: directories holding at least one `<version>/model.onnx`."""
     if not root.is_dir():
         return []
-    return sorted(d.name for d in root.iterdir() if d.is_dir() and _versions(d))
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and versions_in(d))
 
 
-def _versions(model_dir: Path) -> list[str]:
+def versions_in(model_dir: Path) -> list[str]:
+    """The version directories of a model that hold a model file, lowest first."""
     found = [
         d.name
         for d in model_dir.iterdir()
@@ -52,7 +53,7 @@ class ModelRepository:
         self._providers = providers
         self._versions: dict[str, dict[str, LoadedModel]] = {}
         for name in models:
-            if not (root / name).is_dir() or not _versions(root / name):
+            if not (root / name).is_dir() or not versions_in(root / name):
                 raise ModelNotFound(f"no {MODEL_FILE} under {root / name}/<version>/")
         self._load_new(strict=True)
 
@@ -66,7 +67,8 @@ class ModelRepository:
         for name in self._names:
             model_dir = self.root / name
             known = updated.get(name, {})
-            new = [v for v in _versions(model_dir) if v not in known] if model_dir.is_dir() else []
+            present = versions_in(model_dir) if model_dir.is_dir() else []
+            new = [v for v in present if v not in known]
             if not new:
                 continue
             versions = dict(known)
