@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from inferq.collector import CollectorSettings, tune_collector
 from inferq.logs import setup_logging
 from inferq.signals import stop_on_signals
 from schemas import Datatype
@@ -31,6 +32,8 @@ def _until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) ->
 
 def cmd_dev(args: argparse.Namespace) -> int:
     from inferq.stack import local_stack
+
+    tune_collector(CollectorSettings().gc_threshold)
 
     async def main(stop: asyncio.Event) -> None:
         async with local_stack(
@@ -58,6 +61,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = WorkerSettings(**overrides)
     if settings.processes > 1:
         return run_processes(settings, settings.processes)
+    tune_collector(settings.gc_threshold)
     return _until_signal(Worker(settings).run)
 
 
@@ -67,6 +71,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("port", args.port), ("host", args.host)) if v is not None}
     settings = ApiSettings(**overrides)
+    tune_collector(settings.gc_threshold)
     return _until_signal(lambda stop: serve(settings, stop))
 
 

@@ -120,6 +120,7 @@ def test_dev_stack_submit_get_and_sigterm(tmp_path: Path, model_repo: Path) -> N
         output = dev.communicate(timeout=60)[0]
     assert dev.returncode == 0, output
     assert "SIGTERM: draining" in output
+    assert output.count("garbage collector: a young collection every 50000 new objects") == 1
 
 
 async def test_worker_processes_serve_and_stop_on_sigterm(
@@ -139,6 +140,7 @@ async def test_worker_processes_serve_and_stop_on_sigterm(
         "INFERQ_REQUEST_PARTITIONS": "2",
         "INFERQ_SESSION_TIMEOUT_MS": "2000",
         "INFERQ_HEARTBEAT_INTERVAL_MS": "500",
+        "INFERQ_GC_THRESHOLD": "1234",
     }
     worker = await asyncio.create_subprocess_exec(
         *INFERQ,
@@ -173,3 +175,4 @@ async def test_worker_processes_serve_and_stop_on_sigterm(
             output = (await worker.communicate())[0].decode()
     assert worker.returncode == 0, output
     assert output.count("SIGTERM: draining") == 2
+    assert output.count("garbage collector: a young collection every 1234 new objects") == 2

@@ -13,6 +13,7 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from inferq.collector import tune_collector
 from inferq.logs import setup_logging
 from inferq.signals import stop_on_signals
 from worker.main import Worker
@@ -22,6 +23,7 @@ from worker.settings import WorkerSettings
 def _child(settings: WorkerSettings) -> None:
     os.setpgrp()
     setup_logging()
+    tune_collector(settings.gc_threshold)
 
     async def main() -> None:
         stop = asyncio.Event()

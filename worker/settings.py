@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from inferq.collector import CollectorSettings
 from inferq.settings import KafkaSettings
 
 
@@ -19,7 +20,7 @@ def _default_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class WorkerSettings(KafkaSettings):
+class WorkerSettings(KafkaSettings, CollectorSettings):
     model_repository: Path = Field(default=Path("models"))
     models: list[str] = Field(
         default_factory=list, description="models to serve; empty serves every model in the repo"
