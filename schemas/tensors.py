@@ -36,7 +36,7 @@ class Datatype(StrEnum):
 
     @property
     def numpy_dtype(self) -> np.dtype[Any]:
-        return np.dtype(_NUMPY[self])
+        return _DTYPES[self]
 
     @classmethod
     def from_numpy(cls, dtype: np.dtype[Any]) -> "Datatype":
@@ -63,7 +63,8 @@ _NUMPY: dict[Datatype, str] = {
     Datatype.FP64: "float64",
     Datatype.BYTES: "object",
 }
-_FROM_NUMPY = {np.dtype(name): d for d, name in _NUMPY.items() if d is not Datatype.BYTES}
+_DTYPES = {d: np.dtype(name) for d, name in _NUMPY.items()}
+_FROM_NUMPY = {dtype: d for d, dtype in _DTYPES.items() if d is not Datatype.BYTES}
 
 
 _INTEGER = "iu"

@@ -50,7 +50,7 @@ def test_fast_record_equals_the_schema_encoding(model_repo: Path, binary: bool) 
         "names": np.array(["a", "b"], dtype=object),
     }
     record = succeeded_record(
-        Job(request, model, {"input": features}), outputs, TIMINGS, "w-1", COMPLETED
+        Job(request, model, {"input": features}), outputs, TIMINGS.model_dump(), "w-1", COMPLETED
     )
     expected = JobEvent(
         job_id="fast-1",

@@ -12,7 +12,7 @@ from datetime import datetime
 import numpy as np
 
 from inferq.retry import Backoff
-from schemas import ErrorCode, KafkaRecord, Timings, encode_event, utcnow
+from schemas import ErrorCode, KafkaRecord, encode_event, utcnow
 from schemas.errors import TransientError
 from worker.jobs import Job, failed_event
 from worker.results import succeeded_record
@@ -46,15 +46,16 @@ class _Run:
     inference_ms: float
     size: int
 
-    def timings(self, job: Job) -> Timings:
+    def timings(self, job: Job) -> dict[str, float]:
+        """A job's `Timings`, as the dict its result record holds."""
         queued_ms = (self.started - job.request.submitted_at).total_seconds() * 1000
         waited_ms = 0.0 if job.enqueued is None else (self.began - job.enqueued) * 1000
-        return Timings.model_construct(
-            queued_ms=max(0.0, queued_ms),
-            batch_wait_ms=max(0.0, waited_ms),
-            inference_ms=self.inference_ms,
-            batch_size=self.size,
-        )
+        return {
+            "queued_ms": max(0.0, queued_ms),
+            "batch_wait_ms": max(0.0, waited_ms),
+            "inference_ms": self.inference_ms,
+            "batch_size": self.size,
+        }
 
 
 ONCE = Backoff(first_s=0.0, max_s=0.0, retries=0)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy.typing as npt
 from pydantic_core import to_json
 
-from schemas import SCHEMA_VERSION, Datatype, JobStatus, KafkaRecord, Timings
+from schemas import SCHEMA_VERSION, Datatype, JobStatus, KafkaRecord
 from schemas.codec import json_headers
 from schemas.rawbytes import pack
 from worker.jobs import Job
@@ -35,19 +35,21 @@ def _tensor(name: str, value: npt.NDArray[Any], binary: bool) -> dict[str, Any]:
 def succeeded_record(
     job: Job,
     outputs: dict[str, npt.NDArray[Any]],
-    timings: Timings,
+    timings: dict[str, float],
     worker: str,
     completed_at: datetime,
 ) -> KafkaRecord:
+    """`timings`: the fields of `schemas.Timings`."""
     request = job.request
+    binary = job.binary
     event = {
         "schema_version": SCHEMA_VERSION,
         "job_id": request.job_id,
         "status": JobStatus.SUCCEEDED.value,
         "model": job.model.name,
         "model_version": job.model.version,
-        "outputs": [_tensor(name, value, job.binary) for name, value in outputs.items()],
-        "timings": timings.__dict__,
+        "outputs": [_tensor(name, value, binary) for name, value in outputs.items()],
+        "timings": timings,
         "worker": worker,
         "submitted_at": request.submitted_at,
         "completed_at": completed_at,
