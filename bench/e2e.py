@@ -39,8 +39,8 @@ from schemas import JobStatus
 TERMINAL = {"succeeded", "failed", "expired", "cancelled"}
 TIMINGS = ("queued_ms", "batch_wait_ms", "inference_ms", "batch_size")
 
-# A job's end as the summary needs it: its status, and its timings where it ran. A flat
-# tuple of strings and numbers: the garbage collector stops walking it, while 100,000
+# A job's end as the summary needs it: its status, and its timings where it ran. Tuples
+# of strings and numbers only: the garbage collector stops walking them, while 100,000
 # whole events kept alive made it take a third of the load generator's CPU.
 Outcome = tuple[str, tuple[float, ...] | None]
 

@@ -1,13 +1,14 @@
 """Python's garbage collector, set for a service process that handles many small messages.
 
-By default CPython runs a young collection every 700 net new container objects and, every
-so often, an old one that walks every object alive. A worker or results API in a burst
+By default CPython (3.11-3.13) runs a young collection every 700 net new container objects
+and, every so often, an old one that walks every object alive. A worker or results API in a burst
 keeps thousands of jobs alive at once (fetched records, batches, results awaiting the
 broker), so those collections walked the same live objects again and again: in a
 100,000-job burst of `breast_cancer` the worker spent 31% of its CPU in the collector
 (`python -m bench.e2e`, measured with `gc.callbacks`). Reference counting frees almost
 everything these processes make; the collector is only there for cycles, so it can run
-far less often.
+far less often. The price: each collection walks more, and one of the older generations
+(their thresholds are left as they are) can take tens of milliseconds in a burst.
 """
 
 import gc
@@ -29,7 +30,7 @@ class CollectorSettings(BaseSettings):
         ge=0,
         le=10_000_000,
         description="new container objects between two young garbage collections "
-        "(Python's default: 700); objects made at start-up are frozen out of collections. "
+        "(700 in Python 3.11-3.13); objects made at start-up are frozen out of collections. "
         "0 leaves Python's collector as it is",
     )
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ from inferq.demo_models import dataset
 from inferq.devbroker import DevBroker, free_port
 from producer import AsyncClient, ProducerSettings
 from results_api.settings import ApiSettings
+from tests.processes import Service, Supervisor, base_settings
 from tests.support import eventually, running_api, wait_terminal
 
 INFERQ = [sys.executable, "-m", "inferq"]
@@ -69,6 +71,7 @@ def test_dev_stack_submit_get_and_sigterm(tmp_path: Path, model_repo: Path) -> N
         "INFERQ_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}",
         "INFERQ_SESSION_TIMEOUT_MS": "2000",
         "INFERQ_HEARTBEAT_INTERVAL_MS": "500",
+        "INFERQ_GC_THRESHOLD": "20000",
     }
     dev = subprocess.Popen(
         [
@@ -120,7 +123,7 @@ def test_dev_stack_submit_get_and_sigterm(tmp_path: Path, model_repo: Path) -> N
         output = dev.communicate(timeout=60)[0]
     assert dev.returncode == 0, output
     assert "SIGTERM: draining" in output
-    assert output.count("garbage collector: a young collection every 50000 new objects") == 1
+    assert output.count("garbage collector: a young collection every 20000 new objects") == 1
 
 
 async def test_worker_processes_serve_and_stop_on_sigterm(
@@ -176,3 +179,27 @@ async def test_worker_processes_serve_and_stop_on_sigterm(
     assert worker.returncode == 0, output
     assert output.count("SIGTERM: draining") == 2
     assert output.count("garbage collector: a young collection every 1234 new objects") == 2
+
+
+async def test_worker_and_api_processes_set_the_garbage_collector(
+    broker: DevBroker, prefix: str, model_repo: Path, tmp_path: Path
+) -> None:
+    settings = {
+        **base_settings(broker.bootstrap_servers, prefix),
+        "model_repository": model_repo,
+        "models": ["breast_cancer"],
+        "gc_threshold": 4321,
+    }
+    line = "garbage collector: a young collection every 4321 new objects"
+    with Supervisor(tmp_path / "logs", settings) as supervisor:
+        started = [supervisor.worker("w"), supervisor.api("api", tmp_path / "api.db")]
+
+        def logged(service: Service) -> Callable[[], Awaitable[bool | None]]:
+            async def probe() -> bool | None:
+                return line in service.log() or None
+
+            return probe
+
+        for service in started:
+            await service.until(logged(service), "logging its garbage collector")
+    assert [service.log().count(line) for service in started] == [1, 1]

@@ -57,6 +57,7 @@ def test_zero_leaves_the_collector_as_it_is(caplog: pytest.LogCaptureFixture) ->
 def test_the_threshold_is_read_from_the_environment(
     settings: type[CollectorSettings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("INFERQ_GC_THRESHOLD", raising=False)
     assert settings().gc_threshold == 50_000
     monkeypatch.setenv("INFERQ_GC_THRESHOLD", "0")
     assert settings().gc_threshold == 0
