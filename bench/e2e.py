@@ -283,8 +283,11 @@ def summary(latencies: list[float], outcomes: list[Outcome]) -> dict[str, Any]:
     timings = [t for _, t in outcomes if t is not None]
     failed = sum(status != "succeeded" for status, _ in outcomes)
 
+    def column(key: str) -> list[float]:
+        return [t[TIMINGS.index(key)] for t in timings]
+
     def median(key: str) -> float:
-        return round(float(statistics.median(t[TIMINGS.index(key)] for t in timings)), 3)
+        return round(float(statistics.median(column(key))), 3)
 
     return {
         "failed": failed,
@@ -294,7 +297,7 @@ def summary(latencies: list[float], outcomes: list[Outcome]) -> dict[str, Any]:
         "queued_ms_p50": median("queued_ms"),
         "batch_wait_ms_p50": median("batch_wait_ms"),
         "inference_ms_p50": median("inference_ms"),
-        "batch_size_mean": round(statistics.fmean(t[3] for t in timings), 1),
+        "batch_size_mean": round(statistics.fmean(column("batch_size")), 1),
     }
 
 
