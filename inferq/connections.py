@@ -4,7 +4,7 @@ from typing import Any
 
 from aiokafka.helpers import create_ssl_context
 
-from inferq.partitioner import place
+from inferq.partitioner import KafkaPythonPlacement, place
 from inferq.settings import KafkaSettings
 
 
@@ -41,15 +41,32 @@ def kafka_python_options(settings: KafkaSettings) -> dict[str, Any]:
     return options
 
 
+MAX_REQUEST_BYTES = 16 * 1024 * 1024  # a produce request; the broker's own limit still holds
+
+
 def producer_options(settings: KafkaSettings) -> dict[str, Any]:
     """aiokafka producer: every write acknowledged by all in-sync replicas."""
     return {
         **aiokafka_options(settings),
         "acks": "all",
         "linger_ms": 0,
-        "max_request_size": 16 * 1024 * 1024,
+        "max_request_size": MAX_REQUEST_BYTES,
         "max_batch_size": settings.producer_batch_bytes,
         "partitioner": place,
+    }
+
+
+def kafka_python_producer_options(settings: KafkaSettings) -> dict[str, Any]:
+    """kafka-python producer, as `producer_options` for aiokafka (kafka-python would turn
+    idempotence on, which the development broker lacks)."""
+    return {
+        **kafka_python_options(settings),
+        "acks": "all",
+        "enable_idempotence": False,
+        "linger_ms": 0,
+        "max_request_size": MAX_REQUEST_BYTES,
+        "batch_size": settings.producer_batch_bytes,
+        "partitioner": KafkaPythonPlacement(),
     }
 
 

@@ -9,8 +9,7 @@ import httpx
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from inferq.connections import kafka_python_options
-from inferq.partitioner import KafkaPythonPlacement
+from inferq.connections import kafka_python_producer_options
 from producer.requests import (
     BrokerUnavailable,
     Inputs,
@@ -42,16 +41,13 @@ class Client:
         timeout_ms = int(settings.submit_timeout_s * 1000)
         try:
             self._producer = KafkaProducer(
-                **kafka_python_options(settings),
-                acks="all",
-                enable_idempotence=False,  # the development broker lacks it
-                linger_ms=settings.linger_ms,
-                bootstrap_timeout_ms=timeout_ms,
-                max_block_ms=timeout_ms,
-                request_timeout_ms=timeout_ms,
-                max_request_size=16 * 1024 * 1024,
-                batch_size=settings.producer_batch_bytes,
-                partitioner=KafkaPythonPlacement(),
+                **{
+                    **kafka_python_producer_options(settings),
+                    "linger_ms": settings.linger_ms,
+                    "bootstrap_timeout_ms": timeout_ms,
+                    "max_block_ms": timeout_ms,
+                    "request_timeout_ms": timeout_ms,
+                }
             )
         except KafkaError as exc:
             raise BrokerUnavailable(
