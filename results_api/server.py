@@ -29,6 +29,7 @@ async def serve(
         create_app(settings, ready=ready),
         host=settings.host,
         port=settings.port,
+        http="httptools",
         log_level="warning",
         access_log=False,
         lifespan="on",
