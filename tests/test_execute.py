@@ -1,5 +1,6 @@
 """The worker without Kafka: repository, model config, record -> job, batching and execution."""
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ from schemas import (
 from schemas import encode_request as encode
 from worker.batcher import Batcher
 from worker.config import Clamp, ConfigError, ModelConfig
-from worker.execute import run_batch
+from worker.execute import ONCE, run_batch
 from worker.jobs import Job, Rejected, prepare
 from worker.repository import ModelNotFound, ModelRepository, VersionNotFound, list_models
+from worker.results import record_bytes
 from worker.runtime import LoadedModel
 
 Array = npt.NDArray[Any]
@@ -348,3 +350,31 @@ def test_a_batch_onnx_runtime_fails_is_tried_again_then_job_by_job(
     messages = [r.getMessage() for r in caplog.records]
     assert sum("batch of 2 failed" in m and "again in" in m for m in messages) == 2
     assert sum("running its jobs one by one" in m for m in messages) == 1
+
+
+def test_a_result_over_the_limit_fails_its_job_alone(demo: ModelRepository) -> None:
+    model = demo.get("breast_cancer")
+    small, large = job(model, input=BC[:1]), job(model, input=BC[:200])
+    limit = 2048
+    (small_alone,) = run_batch([small], "w")
+    (large_alone,) = run_batch([large], "w")
+    assert record_bytes(small_alone) < limit - 100 < limit + 100 < record_bytes(large_alone)
+    kept, refused = (decode_event(r.value) for r in run_batch([small, large], "w", ONCE, limit))
+    assert kept.status is JobStatus.SUCCEEDED
+    assert outputs(kept).keys() == {"label", "probabilities"}
+    assert refused.status is JobStatus.FAILED
+    assert (refused.job_id, refused.model_version, refused.outputs) == (
+        large.request.job_id,
+        "1",
+        None,
+    )
+    assert refused.error is not None
+    assert refused.error.code == ErrorCode.PAYLOAD_TOO_LARGE
+    stated = re.fullmatch(
+        r"the result is (\d+) bytes encoded, over the limit of 2048 bytes "
+        r"\(INFERQ_MAX_RESULT_BYTES\): send fewer rows per job, or raise the limit with the "
+        r"broker's message\.max\.bytes",
+        refused.error.message,
+    )
+    assert stated is not None, refused.error.message
+    assert abs(int(stated.group(1)) - record_bytes(large_alone)) < 100  # timings differ a little

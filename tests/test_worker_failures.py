@@ -7,8 +7,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from inferq.demo_models import dataset
 from producer import AsyncClient, ProducerSettings
+from results_api.settings import ApiSettings
 from schemas import InferenceRequest, Tensor, encode_request
-from tests.support import wait_terminal
+from tests.support import running_api, running_worker, wait_terminal
 from worker import Worker, WorkerSettings
 
 
@@ -128,3 +129,22 @@ async def test_unknown_version_and_wrong_topic_fail(
         "code": "model_not_found",
         "message": "model 'elsewhere' is not served by this worker",
     }
+
+
+async def test_a_result_over_the_limit_fails_and_the_worker_goes_on(
+    api_settings: ApiSettings, worker_settings: WorkerSettings, producer_settings: ProducerSettings
+) -> None:
+    limited = worker_settings.model_copy(update={"max_result_bytes": 2048})
+    features, _ = dataset("breast_cancer")
+    async with running_worker(limited), running_api(api_settings) as api:
+        async with AsyncClient(settings=producer_settings) as client:
+            large = await client.submit("breast_cancer", {"input": features[:200]})
+            small = await client.submit("breast_cancer", {"input": features[:1]})
+        refused = await wait_terminal(api, large)
+        assert refused["status"] == "failed"
+        assert refused["error"]["code"] == "payload_too_large"
+        assert (
+            "over the limit of 2048 bytes (INFERQ_MAX_RESULT_BYTES)"
+            in (refused["error"]["message"])
+        )
+        assert (await wait_terminal(api, small))["status"] == "succeeded"

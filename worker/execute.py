@@ -15,8 +15,9 @@ from inferq.retry import Backoff
 from schemas import ErrorCode, KafkaRecord, encode_event, utcnow
 from schemas.errors import TransientError
 from worker.jobs import Job, failed_event
-from worker.results import succeeded_record
+from worker.results import succeeded_record, within_limit
 from worker.runtime import Arrays
+from worker.settings import DEFAULT_MAX_RESULT_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,18 @@ class _Run:
 ONCE = Backoff(first_s=0.0, max_s=0.0, retries=0)
 
 
-def run_batch(jobs: list[Job], worker: str, rerun: Backoff = ONCE) -> list[KafkaRecord]:
+def run_batch(
+    jobs: list[Job],
+    worker: str,
+    rerun: Backoff = ONCE,
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+) -> list[KafkaRecord]:
     """Run one batch of compatible jobs; every job gets exactly one terminal result record.
 
     A batch that ONNX Runtime fails (a transient error) is tried again after each pause
     of `rerun`; a batch that still fails, or fails otherwise, is run job by job, once each.
+    A job whose result record would be over `max_result_bytes` fails with
+    `payload_too_large` instead.
     """
     pauses = rerun.pauses()
     while True:
@@ -76,24 +84,33 @@ def run_batch(jobs: list[Job], worker: str, rerun: Backoff = ONCE) -> list[Kafka
             break
         except TransientError as exc:
             if (pause := next(pauses, None)) is None:
-                return _alone(jobs, worker, exc)
+                return _alone(jobs, worker, exc, max_result_bytes)
             log.warning("batch of %d failed (%s); again in %.2fs", len(jobs), exc, pause)
             time.sleep(pause)  # this model's inference thread: nothing else waits on it
         except Exception as exc:
-            return _alone(jobs, worker, exc)
+            return _alone(jobs, worker, exc, max_result_bytes)
     run = _Run(started, began, (time.monotonic() - began) * 1000, len(jobs))
     completed = utcnow()
     return [
-        succeeded_record(job, out, run.timings(job), worker, completed)
+        within_limit(
+            job,
+            succeeded_record(job, out, run.timings(job), worker, completed),
+            max_result_bytes,
+            worker,
+        )
         for job, out in zip(jobs, per_job, strict=True)
     ]
 
 
-def _alone(jobs: list[Job], worker: str, exc: Exception) -> list[KafkaRecord]:
+def _alone(
+    jobs: list[Job], worker: str, exc: Exception, max_result_bytes: int
+) -> list[KafkaRecord]:
     """Each job of a failed batch run on its own; a job that failed alone ends `failed`."""
     if len(jobs) > 1:
         log.warning("batch of %d failed (%s); running its jobs one by one", len(jobs), exc)
-        return [record for job in jobs for record in run_batch([job], worker)]
+        return [
+            record for job in jobs for record in run_batch([job], worker, ONCE, max_result_bytes)
+        ]
     job = jobs[0]
     log.warning("job %s failed: %s", job.request.job_id, exc)
     event = failed_event(

@@ -154,6 +154,7 @@ class ModelPipeline:
         loop = asyncio.get_running_loop()
         worker = self.settings.worker_name
         results = self.topics.results
+        max_result_bytes = self.settings.max_result_bytes
         while (batch := await self.batcher.get()) is not None:
             outgoing: list[Outgoing] = []
             runnable: list[Job] = []
@@ -166,7 +167,7 @@ class ModelPipeline:
             if runnable:
                 await self._announce_running(runnable)
                 records: list[KafkaRecord] = await loop.run_in_executor(
-                    self.executor, run_batch, runnable, worker, self.rerun
+                    self.executor, run_batch, runnable, worker, self.rerun, max_result_bytes
                 )
                 outgoing.extend((results, r) for r in records)
             origins = [job.origin for job in batch if job.origin is not None]

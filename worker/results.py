@@ -12,10 +12,10 @@ from typing import Any
 import numpy.typing as npt
 from pydantic_core import to_json
 
-from schemas import SCHEMA_VERSION, Datatype, JobStatus, KafkaRecord
+from schemas import SCHEMA_VERSION, Datatype, ErrorCode, JobStatus, KafkaRecord, encode_event
 from schemas.codec import json_headers
 from schemas.rawbytes import pack
-from worker.jobs import Job
+from worker.jobs import Job, failed_event
 
 
 def _tensor(name: str, value: npt.NDArray[Any], binary: bool) -> dict[str, Any]:
@@ -60,3 +60,33 @@ def succeeded_record(
     if request.tenant is not None:
         event["tenant"] = request.tenant
     return KafkaRecord(request.job_id.encode(), to_json(event), json_headers())
+
+
+def record_bytes(record: KafkaRecord) -> int:
+    """The bytes of a record's key, value and headers."""
+    headers = sum(len(name) + len(value) for name, value in record.headers)
+    return len(record.key) + len(record.value) + headers
+
+
+def within_limit(job: Job, record: KafkaRecord, max_bytes: int, worker: str) -> KafkaRecord:
+    """`record`, or a `failed` result in its place when it is over `max_bytes`: the broker
+    would refuse it, and the job's record would never be committed."""
+    size = record_bytes(record)
+    if size <= max_bytes:
+        return record
+    message = (
+        f"the result is {size} bytes encoded, over the limit of {max_bytes} bytes "
+        "(INFERQ_MAX_RESULT_BYTES): send fewer rows per job, or raise the limit with the "
+        "broker's message.max.bytes"
+    )
+    request = job.request
+    return encode_event(
+        failed_event(
+            request.job_id,
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            message,
+            worker=worker,
+            request=request,
+            model_version=job.model.version,
+        )
+    )

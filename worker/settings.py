@@ -9,6 +9,8 @@ from pydantic import Field
 from inferq.collector import CollectorSettings
 from inferq.settings import KafkaSettings
 
+DEFAULT_MAX_RESULT_BYTES = 1_000_000  # under Kafka's default message.max.bytes (1,048,588)
+
 
 def _cores() -> int:
     """Cores this process may run on (measured: one single-threaded process per core beats
@@ -70,6 +72,13 @@ class WorkerSettings(KafkaSettings, CollectorSettings):
         default=100_000,
         ge=1,
         description="cancelled job ids each worker remembers (the most recent ones)",
+    )
+    max_result_bytes: int = Field(
+        default=DEFAULT_MAX_RESULT_BYTES,
+        ge=1024,
+        description="largest result record (key, JSON and headers) a worker sends; a job whose "
+        "result is larger ends failed with payload_too_large. Keep it under the broker's "
+        "message.max.bytes",
     )
     max_poll_records: int = Field(default=1024, ge=1)
     intra_op_threads: int = Field(default=1, ge=0, description="0 lets ONNX Runtime decide")
