@@ -6,6 +6,7 @@ import socket
 from collections.abc import Generator
 
 import uvicorn
+from fastapi import FastAPI
 
 from results_api.app import create_app
 from results_api.settings import ApiSettings
@@ -17,6 +18,20 @@ class _Server(uvicorn.Server):
         yield  # the process's signal handlers decide when to stop
 
 
+def uvicorn_config(settings: ApiSettings, app: FastAPI) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http="httptools",  # C parser; h11 took a tenth of the API's CPU per request
+        timeout_keep_alive=settings.keep_alive_s,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.drain_timeout_s) or 1,
+    )
+
+
 async def serve(
     settings: ApiSettings, stop: asyncio.Event, ready: asyncio.Event | None = None
 ) -> None:
@@ -25,16 +40,7 @@ async def serve(
     The socket is bound first, so `ready` (set once the app has started) means that
     connections are accepted.
     """
-    config = uvicorn.Config(
-        create_app(settings, ready=ready),
-        host=settings.host,
-        port=settings.port,
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=int(settings.drain_timeout_s) or 1,
-    )
+    config = uvicorn_config(settings, create_app(settings, ready=ready))
     server = _Server(config)
     sock = config.bind_socket()
     # bind_socket() makes a socket with proto 0, for which asyncio does not turn Nagle off;

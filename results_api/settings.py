@@ -54,6 +54,15 @@ class ApiSettings(AdmissionSettings, WebhookSettings, CollectorSettings):
         gt=0,
         description="grace period after SIGTERM for requests in flight (long-polls included)",
     )
+    keep_alive_s: int = Field(
+        default=75,
+        ge=1,
+        le=3600,
+        description="how long an idle HTTP connection stays open: longer than the idle "
+        "timeout of the clients' connection pools and of a load balancer in front, or a "
+        "request sent as the server closes the connection fails (uvicorn and httpx both "
+        "default to 5 s)",
+    )
     cancel_wait_ms: int = Field(
         default=5000,
         ge=0,
