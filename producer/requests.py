@@ -20,7 +20,7 @@ from schemas import (
     encode_event,
     encode_request,
 )
-from schemas.codec import summarize
+from schemas.codec import encode_queued, summarize
 from schemas.errors import PermanentError, TransientError
 from schemas.topics import Topics
 
@@ -103,7 +103,7 @@ def submit_records(
         )
     records = [(topics.requests(request.model), record)]
     if queued_event:
-        records.append((topics.results, encode_event(JobEvent.queued(request))))
+        records.append((topics.results, encode_queued(request)))
     return records
 
 

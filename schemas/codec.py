@@ -2,12 +2,14 @@
 
 import json
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 
 from schemas.errors import ErrorCode, PermanentError
 from schemas.messages import SCHEMA_VERSION, CancelRequest, EventHead, InferenceRequest, JobEvent
+from schemas.status import JobStatus
 
 HEADER_CONTENT_TYPE = "content-type"
 HEADER_SCHEMA_VERSION = "inferq-schema-version"
@@ -55,6 +57,26 @@ def encode_request(request: InferenceRequest) -> KafkaRecord:
 
 def encode_event(event: JobEvent) -> KafkaRecord:
     return _encode(event.job_id, event)
+
+
+def encode_queued(request: InferenceRequest) -> KafkaRecord:
+    """`encode_event(JobEvent.queued(request))`, byte for byte, without building the event:
+    every submit writes one, at about a third of the cost of the model's way."""
+    event: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "job_id": request.job_id,
+        "status": JobStatus.QUEUED.value,
+        "model": request.model,
+    }
+    if request.model_version is not None:
+        event["model_version"] = request.model_version
+    event["submitted_at"] = request.submitted_at
+    event["metadata"] = request.metadata
+    if request.callback is not None:
+        event["callback"] = request.callback
+    if request.tenant is not None:
+        event["tenant"] = request.tenant
+    return KafkaRecord(request.job_id.encode(), to_json(event), json_headers())
 
 
 def encode_cancel(cancel: CancelRequest) -> KafkaRecord:

@@ -1,6 +1,6 @@
 """The two messages on the wire: an inference request and a job event (status or result)."""
 
-import uuid
+import os
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -27,7 +27,9 @@ def utcnow() -> datetime:
 
 
 def new_job_id() -> str:
-    return uuid.uuid4().hex
+    """32 hex digits of the OS's randomness: 128 random bits (uuid4 has 122) at a fifth of
+    uuid4's cost, which every submit pays."""
+    return os.urandom(16).hex()
 
 
 def _completed_only() -> list[CallbackEvent]:

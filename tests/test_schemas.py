@@ -1,6 +1,7 @@
 """The message contracts: tensors, the Kafka codec, job status ordering and topic names."""
 
 import itertools
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from schemas import (
     encode_request,
     supersedes,
 )
+from schemas.codec import encode_queued
 from schemas.status import rank
 from schemas.topics import Topics
 
@@ -338,3 +340,29 @@ def test_binary_tensor_errors() -> None:
     for fields in ({}, {"data": [1.0], "raw": b"\x00" * 4}):
         with pytest.raises(ValueError, match="a tensor has either `data` or `raw`"):
             Tensor.model_validate({"name": "x", "datatype": "FP32", "shape": [1], **fields})
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"model_version": "3", "tenant": "acme", "job_id": "order-1"},
+        {"metadata": {"customer": "c-9", "tags": ["ü", 1.5, None]}, "parameters": {"k": 1}},
+        {"callback": {"url": "https://app.example.com/hook", "events": ["completed", "running"]}},
+        {"deadline": datetime(2030, 1, 1, tzinfo=UTC)},
+    ],
+)
+def test_queued_record_is_the_queued_event_byte_for_byte(fields: dict[str, Any]) -> None:
+    request = InferenceRequest(
+        model="breast_cancer",
+        inputs=[Tensor(name="input", datatype=Datatype.FP32, shape=[1, 2], data=[1.0, 2.0])],
+        **fields,
+    )
+    assert encode_queued(request) == encode_event(JobEvent.queued(request))
+
+
+def test_new_job_ids_are_32_random_hex_digits() -> None:
+    tensor = Tensor(name="x", datatype=Datatype.FP32, shape=[1], data=[1.0])
+    ids = {InferenceRequest(model="m", inputs=[tensor]).job_id for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", job_id) for job_id in ids)
