@@ -121,9 +121,15 @@ class Tensor(BaseModel):
 
     def to_numpy(self) -> npt.NDArray[Any]:
         """The tensor as a numpy array of its datatype and shape; TensorError if they disagree."""
+        expected = math.prod(self.shape)  # exact: numpy's int64 product wraps around
+        if expected.bit_length() > 63 or any(dim.bit_length() > 63 for dim in self.shape):
+            # said without the shape: Python will not write an int of over 4,300 digits
+            raise TensorError(
+                f"tensor '{self.name}': its shape has a dimension or an element count over "
+                "2**63 - 1, more than any array can hold"
+            )
         if any(dim < 0 for dim in self.shape):
             raise TensorError(f"tensor '{self.name}': shape {self.shape} has a negative dimension")
-        expected = math.prod(self.shape)  # exact: numpy's int64 product wraps around
         if self.raw is not None:
             try:
                 array = unpack(self.raw, self.datatype.numpy_dtype, expected)

@@ -121,6 +121,7 @@ def _nested(depth: int) -> str:
 
 
 HUGE = 2**62  # HUGE * HUGE * 4 wraps around to 0 in int64
+BIG = "9" * 4000  # JSON parses it; Python will not write the product of two as text
 
 # Requests that once got a 500, or were accepted and then broke the job: each must be refused.
 HOSTILE = [
@@ -138,6 +139,19 @@ HOSTILE = [
         _job(f'{{"name": "input", "datatype": "FP32", "shape": [{10**30}], "data": [1.0]}}'),
         "invalid_input",
         id="dimension-beyond-int64",
+    ),
+    pytest.param(
+        _job(f'{{"name": "input", "datatype": "FP32", "shape": [{BIG}, {BIG}], "data": [1.0]}}'),
+        "invalid_input",
+        id="element-count-too-long-to-print",
+    ),
+    pytest.param(
+        _job(
+            f'{{"name": "input", "datatype": "FP32", "shape": [{", ".join([BIG] * 17)}], '
+            '"data": [1.0]}'
+        ),
+        "invalid_request",
+        id="too-many-dimensions-too-long-to-print",
     ),
     pytest.param(
         _job('{"name": "input", "datatype": "FP32", "shape": [1], "data": [1e300]}'),

@@ -108,6 +108,17 @@ def test_tensor_errors(datatype: str, shape: list[int], data: list[Any], message
     assert str(caught.value) == message
 
 
+@pytest.mark.parametrize("shape", [[10**5000, 1], [0, -(10**5000)], [2**62] * 16, [2**63, 0]])
+def test_shapes_beyond_any_array_are_refused_without_printing_them(shape: list[int]) -> None:
+    tensor = Tensor(name="x", datatype=Datatype.FP32, shape=shape, data=[1.0])
+    with pytest.raises(TensorError) as caught:
+        tensor.to_numpy()
+    assert str(caught.value) == (
+        "tensor 'x': its shape has a dimension or an element count over 2**63 - 1, "
+        "more than any array can hold"
+    )
+
+
 def test_numpy_dtype_without_a_datatype() -> None:
     with pytest.raises(TensorError) as caught:
         Tensor.from_numpy("c", np.array([1 + 2j], dtype=np.complex64))
