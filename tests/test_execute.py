@@ -378,3 +378,22 @@ def test_a_result_over_the_limit_fails_its_job_alone(demo: ModelRepository) -> N
     )
     assert stated is not None, refused.error.message
     assert abs(int(stated.group(1)) - record_bytes(large_alone)) < 100  # timings differ a little
+
+
+def test_a_broken_config_holds_back_new_versions_and_serving_goes_on(
+    model_repo: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shutil.copytree(model_repo / "diabetes", tmp_path / "diabetes")
+    repo = load(tmp_path, "diabetes")
+    shutil.copytree(tmp_path / "diabetes" / "1", tmp_path / "diabetes" / "2")
+    (tmp_path / "diabetes" / "config.json").write_text('{"max_batch_size": ')  # half-written
+    with caplog.at_level("ERROR", logger="worker.repository"):
+        assert repo.refresh() == []
+    assert repo.versions("diabetes") == ["1"]
+    assert repo.get("diabetes").version == "1"
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith("cannot load diabetes versions 2: ")
+    assert "config.json" in message
+    (tmp_path / "diabetes" / "config.json").write_text('{"max_batch_size": 16}')
+    assert repo.refresh() == ["diabetes/2"]
+    assert repo.get("diabetes").config.max_batch_size == 16

@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 from schemas.errors import ErrorCode, PermanentError
-from worker.config import ModelConfig
+from worker.config import ConfigError, ModelConfig
 from worker.runtime import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,14 @@ class ModelRepository:
             if not new:
                 continue
             versions = dict(known)
-            config = ModelConfig.load(model_dir)
+            try:
+                config = ModelConfig.load(model_dir)
+            except (ConfigError, OSError) as exc:
+                if strict:
+                    raise
+                # the served versions keep the config they were loaded with
+                log.error("cannot load %s versions %s: %s", name, ", ".join(new), exc)
+                continue
             for version in new:
                 try:
                     versions[version] = LoadedModel(
