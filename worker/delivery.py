@@ -2,7 +2,9 @@
 
 A failed send is a transient error: retried with exponential backoff and jitter
 (`RESEND`) until it succeeds or the worker stops: records whose results are not
-acknowledged are never committed, so another worker runs them again.
+acknowledged are never committed, so another worker runs them again. A record refused
+for what it is (too large) would be refused forever: it is replaced once by a smaller
+record that says why (`worker.refused`).
 """
 
 import asyncio
@@ -14,38 +16,19 @@ from aiokafka.errors import KafkaError
 
 from inferq.retry import Backoff
 from schemas import JobEvent, KafkaRecord, encode_event
-from schemas.codec import Headers
 from worker.offsets import OffsetTracker
+from worker.refused import is_permanent, replacement
 
 log = logging.getLogger(__name__)
-
-HEADER_ERROR_CODE = "inferq-error-code"
-HEADER_ERROR = "inferq-error"
-HEADER_ORIGIN_TOPIC = "inferq-origin-topic"
-HEADER_ORIGIN_PARTITION = "inferq-origin-partition"
-HEADER_ORIGIN_OFFSET = "inferq-origin-offset"
 
 Outgoing = tuple[str, KafkaRecord]
 Origin = tuple[Any, int]  # (partition, offset) of a fetched record
 
-RESEND = Backoff(first_s=0.1, max_s=5.0)  # no limit: a result is never dropped
+RESEND = Backoff(first_s=0.1, max_s=5.0)  # no limit: a passing error never drops a result
 
 
 def encoded(topic: str, event: JobEvent) -> Outgoing:
     return topic, encode_event(event)
-
-
-def dead_letter(record: Any, code: str, message: str) -> KafkaRecord:
-    """The record untouched, with the reason and its origin added to its headers."""
-    headers: Headers = [
-        *(record.headers or ()),
-        (HEADER_ERROR_CODE, code.encode()),
-        (HEADER_ERROR, message.encode()),
-        (HEADER_ORIGIN_TOPIC, str(record.topic).encode()),
-        (HEADER_ORIGIN_PARTITION, str(record.partition).encode()),
-        (HEADER_ORIGIN_OFFSET, str(record.offset).encode()),
-    ]
-    return KafkaRecord(record.key or b"", record.value or b"", headers)
 
 
 class Delivery:
@@ -68,29 +51,34 @@ class Delivery:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(self, outgoing: list[Outgoing]) -> list["asyncio.Future[Any]"]:
-        # One `send` per record, not aiokafka's batch API: batches sent that way can be in
-        # flight together for one partition, and the development broker was measured to
-        # expose them out of order, so a consumer at the log end skipped records.
-        return [
-            await self._producer.send(topic, key=r.key or None, value=r.value, headers=r.headers)
-            for topic, r in outgoing
-        ]
+        # One `send` per record, each with its own future: a record refused for good is
+        # told apart from the rest, and only the records not acknowledged are sent again.
+        futures: list[asyncio.Future[Any]] = []
+        for topic, r in outgoing:
+            try:
+                sent = await self._producer.send(
+                    topic, key=r.key or None, value=r.value, headers=r.headers
+                )
+            except KafkaError as exc:  # refused before sending: too large, no metadata in time
+                sent = asyncio.get_running_loop().create_future()
+                sent.set_exception(exc)
+            futures.append(sent)
+        return futures
 
     async def _settle(
         self, futures: list["asyncio.Future[Any]"], outgoing: list[Outgoing], origins: list[Origin]
     ) -> None:
         try:
             pauses = RESEND.pauses()
-            while True:
-                try:
-                    await asyncio.gather(*futures)
-                    break
-                except KafkaError as exc:
+            while outgoing:
+                answers = await asyncio.gather(*futures, return_exceptions=True)
+                outgoing, error = _unacknowledged(outgoing, answers)
+                if outgoing:
                     pause = next(pauses)
                     log.warning(
-                        "%d results not acknowledged (%s); again in %.1fs",
+                        "%d records not acknowledged (%s); again in %.1fs",
                         len(outgoing),
-                        exc,
+                        error,
                         pause,
                     )
                     await asyncio.sleep(pause)
@@ -104,3 +92,32 @@ class Delivery:
         """Wait until everything sent so far is acknowledged."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
+
+
+def _unacknowledged(
+    outgoing: list[Outgoing], answers: list[Any]
+) -> tuple[list[Outgoing], BaseException | None]:
+    """What to send again, and the last error: each record whose send failed, or what
+    replaces a record refused for good (`worker.refused`)."""
+    again: list[Outgoing] = []
+    error: BaseException | None = None
+    for (topic, record), answer in zip(outgoing, answers, strict=True):
+        if not isinstance(answer, BaseException):
+            continue
+        if not isinstance(answer, KafkaError):
+            raise answer  # a bug, not the broker
+        error = answer
+        if not is_permanent(answer):
+            again.append((topic, record))
+            continue
+        instead = replacement(record, answer)
+        log.error(
+            "the broker refused a record for %s on %s for good (%s); %s",
+            record.key.decode(errors="replace"),
+            topic,
+            answer,
+            "sending a smaller record instead" if instead else "giving it up",
+        )
+        if instead is not None:
+            again.append((topic, instead))
+    return again, error

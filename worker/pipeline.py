@@ -23,7 +23,8 @@ from schemas.codec import KafkaRecord
 from schemas.topics import Topics
 from worker.batcher import Batcher
 from worker.cancels import Cancellations
-from worker.delivery import Delivery, Outgoing, dead_letter, encoded
+from worker.deadletters import dead_letter
+from worker.delivery import Delivery, Outgoing, encoded
 from worker.execute import run_batch
 from worker.jobs import Job, Rejected, expired_event, failed_event, job_id_from_key, prepare
 from worker.offsets import OffsetTracker

@@ -1,0 +1,112 @@
+"""Records the producer or the broker refuses for good are replaced, not resent forever."""
+
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from inferq.connections import producer_options
+from inferq.devbroker import DevBroker
+from inferq.settings import KafkaSettings
+from schemas import (
+    Datatype,
+    ErrorCode,
+    JobEvent,
+    JobStatus,
+    KafkaRecord,
+    Tensor,
+    decode_event,
+    encode_event,
+)
+from tests.support import eventually, unique_prefix
+from worker.deadletters import HEADER_VALUE_DROPPED, dead_letter
+from worker.delivery import Delivery
+from worker.offsets import OffsetTracker
+
+LIMIT = 4096  # the test producer's largest request
+
+
+def result(job_id: str, floats: int) -> KafkaRecord:
+    output = Tensor(name="y", datatype=Datatype.FP32, shape=[floats], data=[0.5] * floats)
+    event = JobEvent(
+        job_id=job_id, status=JobStatus.SUCCEEDED, model="m", outputs=[output], tenant="acme"
+    )
+    return encode_event(event)
+
+
+class Fetched:
+    """A fetched record, as much of it as `dead_letter` reads."""
+
+    topic = "requests"
+    partition = 0
+    offset = 7
+
+    def __init__(self, value: bytes) -> None:
+        self.headers = [("content-type", b"application/json")]
+        self.key = b"undecodable-1"
+        self.value = value
+
+
+async def read(bootstrap: str, topic: str, count: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+
+        async def all_there() -> list[Any] | None:
+            batch = await consumer.getmany(timeout_ms=100)
+            records.extend(r for rs in batch.values() for r in rs)
+            return records if len(records) >= count else None
+
+        return await eventually(all_there)
+    finally:
+        await consumer.stop()
+
+
+async def test_a_refused_result_becomes_a_failed_result_and_a_dead_letter_loses_its_value(
+    broker: DevBroker,
+) -> None:
+    prefix = unique_prefix()
+    settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix=prefix)
+    results, dlq = settings.topics.results, settings.topics.dlq
+    producer = AIOKafkaProducer(**{**producer_options(settings), "max_request_size": LIMIT})
+    await producer.start()
+    tracker = OffsetTracker()
+    tracker.started(0, 7)
+    try:
+        delivery = Delivery(producer, 8, tracker)
+        letter = dead_letter(Fetched(b"x" * 2 * LIMIT), "malformed_record", "not JSON")
+        outgoing = [
+            (results, result("small", 4)),
+            (results, result("large", 2 * LIMIT)),
+            (dlq, letter),
+        ]
+        await delivery.send(outgoing, [(0, 7)])
+        await delivery.drain()
+    finally:
+        await producer.stop()
+    assert tracker.committable() == {0: 8}  # the record's outcome is out: it may be committed
+
+    events = {
+        e.job_id: e
+        for e in (decode_event(r.value) for r in await read(broker.bootstrap_servers, results, 2))
+    }
+    assert events["small"].status is JobStatus.SUCCEEDED
+    large = events["large"]
+    assert (large.status, large.outputs, large.model, large.tenant) == (
+        JobStatus.FAILED,
+        None,
+        "m",
+        "acme",
+    )
+    assert large.error is not None
+    assert large.error.code == ErrorCode.PAYLOAD_TOO_LARGE
+    assert large.error.message.startswith("the broker refused the result: ")
+    assert "max_request_size" in large.error.message
+
+    (kept,) = await read(broker.bootstrap_servers, dlq, 1)
+    headers = dict(kept.headers)
+    assert (kept.key, kept.value) == (b"undecodable-1", b"")
+    assert headers["inferq-error-code"] == b"malformed_record"
+    assert headers[HEADER_VALUE_DROPPED].startswith(b"the broker refused the dead letter: ")

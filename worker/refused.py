@@ -1,0 +1,65 @@
+"""What a worker sends instead of a record the broker (or the producer) refuses for good.
+
+Most send errors pass (a broker away, a leader moving) and the record is sent again. A
+record refused for what it is, too large above all, would be refused forever: resending
+it would hold its job's offset back for good. It is replaced once by a small record that
+says why: a result by a `failed` result of the same job, a dead letter by the same dead
+letter without its value. A replacement that is refused too is given up (logged).
+"""
+
+import logging
+
+from aiokafka.errors import (
+    CorruptRecordException,
+    KafkaError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+)
+
+from schemas import DecodeError, ErrorCode, ErrorInfo, JobStatus, KafkaRecord, decode_event
+from schemas.codec import encode_event
+from worker.deadletters import HEADER_ERROR_CODE, HEADER_VALUE_DROPPED
+
+log = logging.getLogger(__name__)
+
+PERMANENT = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    PolicyViolationError,
+)
+
+
+def is_permanent(error: KafkaError) -> bool:
+    return isinstance(error, PERMANENT)
+
+
+def replacement(record: KafkaRecord, error: KafkaError) -> KafkaRecord | None:
+    """The record to send instead of `record`, or None to give it up."""
+    names = {name for name, _ in record.headers}
+    if HEADER_ERROR_CODE in names:  # a dead letter
+        if HEADER_VALUE_DROPPED in names:
+            return None
+        reason = f"the broker refused the dead letter: {error}".encode()
+        return KafkaRecord(record.key, b"", [*record.headers, (HEADER_VALUE_DROPPED, reason)])
+    try:
+        event = decode_event(record.value, record.headers)
+    except DecodeError:
+        return None
+    if event.status is JobStatus.FAILED:  # a failed result is small: nothing smaller to say
+        return None
+    code = (
+        ErrorCode.PAYLOAD_TOO_LARGE
+        if isinstance(error, MessageSizeTooLargeError | RecordListTooLargeError)
+        else ErrorCode.INTERNAL
+    )
+    failed = event.model_copy(
+        update={
+            "status": JobStatus.FAILED,
+            "outputs": None,
+            "timings": None,
+            "error": ErrorInfo(code=code, message=f"the broker refused the result: {error}"),
+        }
+    )
+    return encode_event(failed)
