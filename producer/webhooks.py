@@ -95,9 +95,16 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return value
 
 
+_MAX_TIMESTAMP_DIGITS = 20  # more than any 64-bit unix time has
+
+
 def _check_timestamp(raw: str, tolerance_s: float, now: float) -> int:
     if not (raw.isascii() and raw.isdigit()):
         raise WebhookVerificationError(f"{_TIMESTAMP} is not an integer: {raw!r}")
+    if len(raw) > _MAX_TIMESTAMP_DIGITS:  # int() refuses over 4,300 digits: say it first
+        raise WebhookVerificationError(
+            f"{_TIMESTAMP} has {len(raw)} digits: not a unix time in seconds"
+        )
     timestamp = int(raw)
     if now - timestamp > tolerance_s:
         raise WebhookVerificationError(

@@ -1,8 +1,6 @@
 """What workers serve, as they announce it on `<prefix>.models` (key = worker name)."""
 
-from datetime import datetime
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.messages import SCHEMA_VERSION
 from schemas.tensors import Datatype
@@ -38,5 +36,5 @@ class Announcement(BaseModel):
     schema_version: int = SCHEMA_VERSION
     worker: str
     models: list[ServedModel]
-    announced_at: datetime
-    interval_s: float
+    announced_at: AwareDatetime  # compared with the reader's clock: a naive one cannot be
+    interval_s: float = Field(gt=0, le=86_400)

@@ -1,14 +1,19 @@
 """GET /v1/models and new model versions picked up without a restart."""
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from inferq.demo_models import dataset
 from producer import AsyncClient, ProducerSettings
+from results_api.directory import ModelDirectory
 from results_api.settings import ApiSettings
+from schemas import utcnow
+from schemas.catalog import Announcement, ServedModel
 from tests.support import eventually, running_api, running_worker, wait_terminal
 from worker import Worker, WorkerSettings
 
@@ -64,3 +69,27 @@ async def test_a_new_version_is_served_without_restart(
             pinned = await client.submit("diabetes", {"input": features[:1]}, model_version="1")
         assert (await wait_terminal(api, latest))["model_version"] == "2"
         assert (await wait_terminal(api, pinned))["model_version"] == "1"
+
+
+def test_unreadable_announcements_are_skipped_and_the_rest_still_listed(
+    api_settings: ApiSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = ModelDirectory(api_settings)
+    good = Announcement(worker="w1", models=[], announced_at=utcnow(), interval_s=5)
+    directory._note(good.model_dump_json().encode())
+    served = ServedModel(
+        name="m", versions=["1"], default_version="1", inputs=[], outputs=[], max_batch_size=8
+    )
+    fresh = good.model_dump(mode="json") | {"worker": "w2", "models": [served.model_dump()]}
+    naive = fresh | {"announced_at": "2026-11-21T10:00:00"}
+    endless = fresh | {"interval_s": 1e300}
+    with caplog.at_level("ERROR", logger="results_api.directory"):
+        for bad in (naive, endless):
+            directory._note(json.dumps(bad).encode())
+    assert len(caplog.records) == 2
+    assert all(
+        "skipping an unreadable model announcement" in r.getMessage() for r in caplog.records
+    )
+    assert directory.served() == []  # w1 serves nothing; neither bad w2 counts
+    directory._note(json.dumps(fresh).encode())
+    assert directory.served() == [(served, ["w2"])]

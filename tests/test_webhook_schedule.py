@@ -33,6 +33,8 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after_s(formatdate(NOW + 30, usegmt=True), NOW) == 30.0
     assert retry_after_s(formatdate(NOW - 30, usegmt=True), NOW) == 0.0
     assert retry_after_s("soon", NOW) is None
+    assert retry_after_s("²", NOW) is None  # a digit to str.isdigit, not to float()
+    assert retry_after_s("9" * 5000, NOW) == float("inf")  # capped by next_pause
     assert retry_after_s(None, NOW) is None
 
 

@@ -109,10 +109,19 @@ def test_verify_refuses_an_empty_header() -> None:
         verify(BODY, headers, SECRET, now=TIMESTAMP)
 
 
-@pytest.mark.parametrize("raw", ["soon", "1614265330.0", "-1614265330", " 1614265330", "1_614"])
+@pytest.mark.parametrize(
+    "raw", ["soon", "1614265330.0", "-1614265330", " 1614265330", "1_614", "16142653³0"]
+)
 def test_verify_refuses_a_timestamp_that_is_not_an_integer(raw: str) -> None:
     headers = signed() | {"webhook-timestamp": raw}
     message = f"webhook-timestamp is not an integer: {raw!r}"
+    with pytest.raises(WebhookVerificationError, match=exactly(message)):
+        verify(BODY, headers, SECRET, now=TIMESTAMP)
+
+
+def test_verify_refuses_a_timestamp_too_long_to_read() -> None:
+    headers = signed() | {"webhook-timestamp": "1" * 5000}
+    message = "webhook-timestamp has 5000 digits: not a unix time in seconds"
     with pytest.raises(WebhookVerificationError, match=exactly(message)):
         verify(BODY, headers, SECRET, now=TIMESTAMP)
 

@@ -52,6 +52,7 @@ class WorkerSettings(KafkaSettings, CollectorSettings):
     refresh_interval_s: float = Field(
         default=5.0,
         gt=0,
+        le=86_400,
         description="how often new model versions are looked for and the served models announced",
     )
     commit_interval_ms: int = Field(default=200, ge=1, le=60_000)

@@ -13,7 +13,7 @@ def retry_after_s(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # isdigit alone takes "²", which float() does not
         return float(value)
     try:
         when = parsedate_to_datetime(value)
