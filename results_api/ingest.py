@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 from inferq.connections import consumer_options
 from inferq.gaps import GapGuard, LostLogGuard
 from results_api.persist import stubbornly
+from results_api.restart import restarting
 from results_api.settings import ApiSettings
 from results_api.store import Encoded, ResultStore
 from results_api.waiters import JobWaiters
@@ -39,6 +40,14 @@ class Ingestor:
         self._fetch_timeout_ms = 2 * settings.fetch_max_wait_ms + 100
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Ingest until `stop`; after an unexpected error (a store error that is not an
+        outage, say), start over from the committed offsets."""
+        await restarting(self._consume, stop, "results ingestion", self._unassigned)
+
+    def _unassigned(self) -> None:
+        self.assigned = False
+
+    async def _consume(self, stop: asyncio.Event) -> None:
         s = self._settings
         consumer = AIOKafkaConsumer(s.topics.results, **consumer_options(s, s.ingest_group_id))
         await consumer.start()

@@ -2,7 +2,6 @@
 replicas, so each event is read by one of them and each delivery is made once."""
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -15,6 +14,7 @@ from inferq.connections import consumer_options
 from inferq.gaps import GapGuard, LostLogGuard
 from results_api.models import JobView
 from results_api.persist import stubbornly
+from results_api.restart import restarting
 from results_api.settings import ApiSettings
 from results_api.webhooks.courier import Courier
 from results_api.webhooks.deliveries import Delivery, DeliveryStore, delivery_id
@@ -22,8 +22,6 @@ from schemas import DecodeError, JobEvent, decode_event
 from schemas.messages import event_kind, utcnow
 
 log = logging.getLogger(__name__)
-
-RESTART_PAUSE_S = 1.0
 
 
 def webhook_body(event: JobEvent) -> str:
@@ -64,14 +62,10 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until `stop`; after an unexpected error, start over from the committed
         offsets (events read again make no second delivery: deliveries are keyed by id)."""
-        while not stop.is_set():
-            try:
-                await self._consume(stop)
-            except Exception:
-                log.exception("webhook dispatch failed; starting over from the committed offsets")
-                self.assigned = False
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), RESTART_PAUSE_S)
+        await restarting(self._consume, stop, "webhook dispatch", self._unassigned)
+
+    def _unassigned(self) -> None:
+        self.assigned = False
 
     async def _consume(self, stop: asyncio.Event) -> None:
         s = self._settings
