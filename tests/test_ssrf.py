@@ -5,8 +5,12 @@ import ipaddress
 import re
 import socket
 
+import httpx
 import pytest
 
+from producer.webhooks import new_secret
+from results_api.webhooks.attempt import Outcome, Sender, pinned
+from results_api.webhooks.deliveries import Delivery, delivery_id
 from results_api.webhooks.settings import Network
 from results_api.webhooks.ssrf import (
     CallbackRefused,
@@ -16,6 +20,7 @@ from results_api.webhooks.ssrf import (
     resolve,
 )
 from schemas.errors import ErrorCode, PermanentError
+from tests.receiver import running_receiver
 
 HINT = (
     "callbacks may only reach public addresses (allow networks with INFERQ_WEBHOOK_ALLOW_PRIVATE)"
@@ -243,3 +248,56 @@ def test_callback_refused_is_a_permanent_error_with_its_code() -> None:
     assert isinstance(error, PermanentError)
     assert not error.transient
     assert error.code == ErrorCode.CALLBACK_REFUSED
+
+
+async def test_the_sender_connects_to_the_address_it_checked() -> None:
+    """A second DNS answer cannot send a try elsewhere: the host below cannot be resolved
+    at all (`.invalid`), so only a connection to the checked address reaches the receiver."""
+    asked: list[str] = []
+
+    async def first_answer(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    async with (
+        running_receiver() as receiver,
+        httpx.AsyncClient(follow_redirects=False, trust_env=False) as client,
+    ):
+        loopback = [ipaddress.ip_network("127.0.0.0/8")]
+        sender = Sender(client, [new_secret()], loopback, 10.0, first_answer)
+        url = f"http://hooks.invalid:{receiver.port}/hook?job=j1"
+        delivery = Delivery(
+            id=delivery_id("j1", "completed"),
+            job_id="j1",
+            event="completed",
+            url=url,
+            body="{}",
+            next_try_at=0.0,
+            created_at=0.0,
+        )
+        outcome = await sender.attempt(delivery)
+    assert outcome == Outcome(delivered=True, status=200)
+    assert asked == ["hooks.invalid"]
+    (tried,) = receiver.attempts
+    assert tried.headers["host"] == f"hooks.invalid:{receiver.port}"
+
+
+@pytest.mark.parametrize(
+    ("url", "address", "target", "host", "sni"),
+    [
+        ("http://a.example/h?x=1", "203.0.113.9", "http://203.0.113.9/h?x=1", "a.example", None),
+        (
+            "https://a.example:8443/h",
+            "2001:db8::1",
+            "https://[2001:db8::1]:8443/h",
+            "a.example:8443",
+            "a.example",
+        ),
+    ],
+)
+def test_a_pinned_url_keeps_its_host_for_the_header_and_tls(
+    url: str, address: str, target: str, host: str, sni: str | None
+) -> None:
+    pinned_url, host_header, extensions = pinned(url, address)
+    assert (str(pinned_url), host_header) == (target, host)
+    assert extensions == ({} if sni is None else {"sni_hostname": sni})

@@ -4,6 +4,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -11,7 +12,13 @@ from inferq import __version__
 from producer.webhooks import sign
 from results_api.webhooks.deliveries import Delivery
 from results_api.webhooks.settings import Network
-from results_api.webhooks.ssrf import CallbackRefused, Unresolvable, check_callback_url
+from results_api.webhooks.ssrf import (
+    CallbackRefused,
+    Resolver,
+    Unresolvable,
+    check_callback_url,
+    resolve,
+)
 
 # Tried again: no answer, a broken connection, a server error, 408 and 429.
 RETRIED_STATUSES = frozenset({408, 429})
@@ -50,6 +57,7 @@ class Sender:
     secrets: Sequence[str]
     allowed: Sequence[Network]
     timeout_s: float
+    resolver: Resolver = resolve
 
     async def attempt(self, delivery: Delivery) -> Outcome:
         """One try, the address check included, within `timeout_s` in all; the answer's
@@ -68,11 +76,25 @@ class Sender:
             return Outcome(False, retry=True, error=f"{type(exc).__name__}: {exc}")
 
     async def _post(self, delivery: Delivery) -> Outcome:
-        await check_callback_url(delivery.url, self.allowed)
+        addresses = await check_callback_url(delivery.url, self.allowed, self.resolver)
+        url, host, extensions = pinned(delivery.url, addresses[0])
         body = delivery.body.encode()
         headers = sign(delivery.id, int(time.time()), body, self.secrets)
         headers["content-type"] = "application/json"
         headers["user-agent"] = USER_AGENT
-        request = self.client.stream("POST", delivery.url, content=body, headers=headers)
+        headers["host"] = host
+        request = self.client.stream(
+            "POST", url, content=body, headers=headers, extensions=extensions
+        )
         async with request as response:
             return outcome_of(response)
+
+
+def pinned(url: str, address: str) -> tuple[httpx.URL, str, dict[str, Any]]:
+    """`url` with its host replaced by `address`, the address that was checked, so that the
+    connection goes there and no second DNS answer can send it elsewhere (rebinding); the
+    `Host` header and, for https, the TLS server name (and so the certificate check) keep
+    the URL's own host."""
+    original = httpx.URL(url)
+    extensions = {"sni_hostname": original.host} if original.scheme == "https" else {}
+    return original.copy_with(host=address), original.netloc.decode(), extensions
