@@ -87,6 +87,38 @@ _KIND_NAMES = {
 }
 
 
+# JSON has no number for these: `data` spells them as protobuf's JSON mapping does
+_SPELLED = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def json_numbers(values: npt.NDArray[Any]) -> list[Any]:
+    """The elements of a flat numeric array as `data`: non-finite floats spelled."""
+    data: list[Any] = values.tolist()
+    if values.dtype.kind != "f" or np.isfinite(values).all():
+        return data
+    return [x if math.isfinite(x) else _spelling(x) for x in data]
+
+
+def _spelling(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def _spelled_floats(data: list[Any]) -> npt.NDArray[np.float64] | None:
+    """`data` with non-finite floats spelled, as float64; None if anything else is in it."""
+    items = np.array(data, dtype=object)
+    floats = np.empty(items.shape, dtype=np.float64)
+    for index, item in np.ndenumerate(items):
+        if isinstance(item, str) and item in _SPELLED:
+            floats[index] = _SPELLED[item]
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            floats[index] = item
+        else:
+            return None
+    return floats
+
+
 class Tensor(BaseModel):
     """A named tensor: `data` is row-major, flat or nested, with `shape` elements."""
 
@@ -155,6 +187,9 @@ class Tensor(BaseModel):
         except ValueError as exc:
             raise self._not_of_datatype("ragged nesting") from exc
         target = self.datatype.numpy_dtype
+        if target.kind == "f" and raw.dtype.kind in "UO" and raw.size:
+            spelled = _spelled_floats(self.data)
+            raw = raw if spelled is None else spelled
         if target.kind in "iu" and raw.dtype.kind == "f" and raw.size:
             # numpy makes floats of integers from both sides of int64's limit ([0, 2**63]),
             # and floats cannot hold them all: take such integers as they are.
@@ -213,7 +248,7 @@ class Tensor(BaseModel):
         if datatype is Datatype.BYTES:
             data: list[Any] = [_text(name, item) for item in flat]
         else:
-            data = flat.tolist()
+            data = json_numbers(flat)
         return cls(name=name, datatype=datatype, shape=list(arr.shape), data=data)
 
 

@@ -397,3 +397,11 @@ def test_a_broken_config_holds_back_new_versions_and_serving_goes_on(
     (tmp_path / "diabetes" / "config.json").write_text('{"max_batch_size": 16}')
     assert repo.refresh() == ["diabetes/2"]
     assert repo.get("diabetes").config.max_batch_size == 16
+
+
+def test_non_finite_outputs_are_spelled_in_json_results(toys: ModelRepository) -> None:
+    x = np.array([[np.inf, np.nan, -np.inf, 1.5]], np.float32)
+    (event,) = events_of([job(toys.get("double"), x=x)], "w")
+    (y,) = event.outputs or []
+    assert y.data == ["Infinity", "NaN", "-Infinity", 3.0]
+    np.testing.assert_array_equal(y.to_numpy(), x + x)  # NaN equals NaN here

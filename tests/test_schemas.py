@@ -119,6 +119,16 @@ def test_shapes_beyond_any_array_are_refused_without_printing_them(shape: list[i
     )
 
 
+def test_non_finite_floats_travel_spelled_in_data() -> None:
+    values = np.array([[np.nan, 1.0], [np.inf, -np.inf]], np.float64)
+    tensor = Tensor.from_numpy("y", values)
+    assert tensor.data == ["NaN", 1.0, "Infinity", "-Infinity"]
+    back = Tensor.model_validate_json(tensor.model_dump_json()).to_numpy()
+    np.testing.assert_array_equal(back, values)
+    nested = Tensor(name="x", datatype=Datatype.FP16, shape=[2, 1], data=[["-Infinity"], [2]])
+    assert nested.to_numpy().tolist() == [[-np.inf], [2.0]]
+
+
 def test_numpy_dtype_without_a_datatype() -> None:
     with pytest.raises(TensorError) as caught:
         Tensor.from_numpy("c", np.array([1 + 2j], dtype=np.complex64))
@@ -135,6 +145,8 @@ def test_numpy_dtype_without_a_datatype() -> None:
         ("UINT8", [-1], "values outside [0, 255]"),
         ("INT64", [2**70], "found mixed or out-of-range values"),
         ("BYTES", [1, 2], "found integers"),
+        ("FP32", ["nan", 1.0], "found strings"),  # only "NaN", "Infinity", "-Infinity"
+        ("INT32", ["NaN"], "found strings"),
     ],
 )
 def test_data_that_would_change_value_is_an_error(datatype: str, data: list[Any], why: str) -> None:

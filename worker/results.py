@@ -15,6 +15,7 @@ from pydantic_core import to_json
 from schemas import SCHEMA_VERSION, Datatype, ErrorCode, JobStatus, KafkaRecord, encode_event
 from schemas.codec import json_headers
 from schemas.rawbytes import pack
+from schemas.tensors import json_numbers
 from worker.jobs import Job, failed_event
 
 
@@ -28,7 +29,7 @@ def _tensor(name: str, value: npt.NDArray[Any], binary: bool) -> dict[str, Any]:
             x.decode(errors="replace") if isinstance(x, bytes) else str(x) for x in value.ravel()
         ]
     else:
-        tensor["data"] = value.ravel().tolist()
+        tensor["data"] = json_numbers(value.ravel())
     return tensor
 
 
