@@ -154,7 +154,11 @@ class Tensor(BaseModel):
     def to_numpy(self) -> npt.NDArray[Any]:
         """The tensor as a numpy array of its datatype and shape; TensorError if they disagree."""
         expected = math.prod(self.shape)  # exact: numpy's int64 product wraps around
-        if expected.bit_length() > 63 or any(dim.bit_length() > 63 for dim in self.shape):
+        # with a nonzero product, no dimension is larger than the product itself
+        too_large = expected.bit_length() > 63 or (
+            expected == 0 and any(dim.bit_length() > 63 for dim in self.shape)
+        )
+        if too_large:
             # said without the shape: Python will not write an int of over 4,300 digits
             raise TensorError(
                 f"tensor '{self.name}': its shape has a dimension or an element count over "
