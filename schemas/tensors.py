@@ -113,7 +113,10 @@ def _spelled_floats(data: list[Any]) -> npt.NDArray[np.float64] | None:
         if isinstance(item, str) and item in _SPELLED:
             floats[index] = _SPELLED[item]
         elif isinstance(item, int | float) and not isinstance(item, bool):
-            floats[index] = item
+            try:
+                floats[index] = item
+            except OverflowError:  # an int beyond any float: refused as the data is
+                return None
         else:
             return None
     return floats

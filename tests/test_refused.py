@@ -3,6 +3,7 @@
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
 from inferq.connections import producer_options
 from inferq.devbroker import DevBroker
@@ -17,9 +18,9 @@ from schemas import (
     decode_event,
     encode_event,
 )
-from tests.support import eventually, unique_prefix
+from tests.support import eventually, read_all, unique_prefix
 from worker.deadletters import HEADER_VALUE_DROPPED, dead_letter
-from worker.delivery import Delivery
+from worker.delivery import Delivery, _unacknowledged
 from worker.offsets import OffsetTracker
 
 LIMIT = 4096  # the test producer's largest request
@@ -88,6 +89,8 @@ async def test_a_refused_result_becomes_a_failed_result_and_a_dead_letter_loses_
         await producer.stop()
     assert tracker.committable() == {0: 8}  # the record's outcome is out: it may be committed
 
+    stored = await read_all(broker.bootstrap_servers, results, 2)
+    assert sorted(key for _, key in stored) == [b"large", b"small"]  # each once: no resend
     events = {
         e.job_id: e
         for e in (decode_event(r.value) for r in await read(broker.bootstrap_servers, results, 2))
@@ -110,3 +113,22 @@ async def test_a_refused_result_becomes_a_failed_result_and_a_dead_letter_loses_
     assert (kept.key, kept.value) == (b"undecodable-1", b"")
     assert headers["inferq-error-code"] == b"malformed_record"
     assert headers[HEADER_VALUE_DROPPED].startswith(b"the broker refused the dead letter: ")
+
+
+def test_only_unacknowledged_records_go_again_and_refused_ones_are_replaced() -> None:
+    done = result("done", 1)
+    passing = result("passing", 1)
+    large = result("large", 1)
+    failed = encode_event(JobEvent(job_id="failed", status=JobStatus.FAILED))
+    running = encode_event(JobEvent(job_id="running", status=JobStatus.RUNNING))
+    outgoing = [("r", done), ("r", passing), ("r", large), ("r", failed), ("r", running)]
+    away = KafkaConnectionError("broker away")
+    too_large = MessageSizeTooLargeError("too large")
+    answers = [object(), away, too_large, too_large, too_large]
+    again, error = _unacknowledged(outgoing, answers)
+    assert error is too_large
+    assert [topic for topic, _ in again] == ["r", "r"]
+    assert again[0][1] is passing  # a passing error: the same record again
+    instead = decode_event(again[1][1].value)  # the large result's replacement
+    assert (instead.job_id, instead.status) == ("large", JobStatus.FAILED)
+    # a failed or a running event refused for its size is given up: nothing says less

@@ -147,6 +147,7 @@ def test_numpy_dtype_without_a_datatype() -> None:
         ("BYTES", [1, 2], "found integers"),
         ("FP32", ["nan", 1.0], "found strings"),  # only "NaN", "Infinity", "-Infinity"
         ("INT32", ["NaN"], "found strings"),
+        ("FP32", ["NaN", 10**400], "found mixed or out-of-range values"),  # was a 500
     ],
 )
 def test_data_that_would_change_value_is_an_error(datatype: str, data: list[Any], why: str) -> None:

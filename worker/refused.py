@@ -1,34 +1,22 @@
 """What a worker sends instead of a record the broker (or the producer) refuses for good.
 
 Most send errors pass (a broker away, a leader moving) and the record is sent again. A
-record refused for what it is, too large above all, would be refused forever: resending
+record refused for its size would be refused forever: resending
 it would hold its job's offset back for good. It is replaced once by a small record that
-says why: a result by a `failed` result of the same job, a dead letter by the same dead
-letter without its value. A replacement that is refused too is given up (logged).
+says why: a succeeded result by a `failed` result of the same job, a dead letter by the
+same dead letter without its value. Anything else refused so, or a replacement refused
+too, is given up (logged).
 """
 
-import logging
-
-from aiokafka.errors import (
-    CorruptRecordException,
-    KafkaError,
-    MessageSizeTooLargeError,
-    PolicyViolationError,
-    RecordListTooLargeError,
-)
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
 from schemas import DecodeError, ErrorCode, ErrorInfo, JobStatus, KafkaRecord, decode_event
 from schemas.codec import encode_event
 from worker.deadletters import HEADER_ERROR_CODE, HEADER_VALUE_DROPPED
 
-log = logging.getLogger(__name__)
-
-PERMANENT = (
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-    CorruptRecordException,
-    PolicyViolationError,
-)
+# Refusals of one record for its size. (A CRC failure or a policy violation is told of a
+# whole batch, good records with it, and may pass: those are sent again.)
+PERMANENT = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 def is_permanent(error: KafkaError) -> bool:
@@ -47,19 +35,19 @@ def replacement(record: KafkaRecord, error: KafkaError) -> KafkaRecord | None:
         event = decode_event(record.value, record.headers)
     except DecodeError:
         return None
-    if event.status is JobStatus.FAILED:  # a failed result is small: nothing smaller to say
+    if event.status is not JobStatus.SUCCEEDED:
+        # Only outputs make a result large; and any other event turned `failed` would end
+        # a job that is running, or cancelled, as failed.
         return None
-    code = (
-        ErrorCode.PAYLOAD_TOO_LARGE
-        if isinstance(error, MessageSizeTooLargeError | RecordListTooLargeError)
-        else ErrorCode.INTERNAL
-    )
     failed = event.model_copy(
         update={
             "status": JobStatus.FAILED,
             "outputs": None,
             "timings": None,
-            "error": ErrorInfo(code=code, message=f"the broker refused the result: {error}"),
+            "error": ErrorInfo(
+                code=ErrorCode.PAYLOAD_TOO_LARGE,
+                message=f"the broker refused the result: {error}",
+            ),
         }
     )
     return encode_event(failed)
