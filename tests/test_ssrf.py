@@ -250,14 +250,16 @@ def test_callback_refused_is_a_permanent_error_with_its_code() -> None:
     assert error.code == ErrorCode.CALLBACK_REFUSED
 
 
-async def test_the_sender_connects_to_the_address_it_checked() -> None:
+@pytest.mark.parametrize("answer", [["127.0.0.1"], ["127.0.0.2", "127.0.0.1"]])
+async def test_the_sender_connects_to_the_address_it_checked(answer: list[str]) -> None:
     """A second DNS answer cannot send a try elsewhere: the host below cannot be resolved
-    at all (`.invalid`), so only a connection to the checked address reaches the receiver."""
+    at all (`.invalid`), so only a connection to the checked address reaches the receiver.
+    An address that cannot be reached (nothing listens on 127.0.0.2) passes to the next."""
     asked: list[str] = []
 
     async def first_answer(host: str, port: int) -> list[str]:
         asked.append(host)
-        return ["127.0.0.1"]
+        return answer
 
     async with (
         running_receiver() as receiver,

@@ -1,6 +1,7 @@
 """One try of a delivery: check where the URL leads, sign, POST, and say what came of it."""
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,14 +78,21 @@ class Sender:
 
     async def _post(self, delivery: Delivery) -> Outcome:
         addresses = await check_callback_url(delivery.url, self.allowed, self.resolver)
-        url, host, extensions = pinned(delivery.url, addresses[0])
         body = delivery.body.encode()
         headers = sign(delivery.id, int(time.time()), body, self.secrets)
         headers["content-type"] = "application/json"
         headers["user-agent"] = USER_AGENT
-        headers["host"] = host
+        for address in addresses[:-1]:  # the next one when one cannot be reached
+            with contextlib.suppress(httpx.ConnectError):
+                return await self._post_to(delivery.url, address, body, headers)
+        return await self._post_to(delivery.url, addresses[-1], body, headers)
+
+    async def _post_to(
+        self, url: str, address: str, body: bytes, headers: dict[str, str]
+    ) -> Outcome:
+        target, host, extensions = pinned(url, address)
         request = self.client.stream(
-            "POST", url, content=body, headers=headers, extensions=extensions
+            "POST", target, content=body, headers={**headers, "host": host}, extensions=extensions
         )
         async with request as response:
             return outcome_of(response)

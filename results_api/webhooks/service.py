@@ -64,7 +64,14 @@ async def running_webhooks(
     async with contextlib.AsyncExitStack() as stack:
         deliveries = await open_deliveries(settings)
         stack.push_async_callback(deliveries.close)
-        client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        # No connection is kept: a pooled one is keyed by the address it reached, and the
+        # next try to another host at that address must not be sent over it (TLS checked
+        # the first host's certificate).
+        client = httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
         stack.push_async_callback(client.aclose)
         sender = Sender(
             client, settings.webhook_secrets, settings.allowed_networks, settings.webhook_timeout_s
