@@ -3,7 +3,11 @@
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    MessageSizeTooLargeError,
+    UnknownTopicOrPartitionError,
+)
 
 from inferq.connections import producer_options
 from inferq.devbroker import DevBroker
@@ -132,3 +136,22 @@ def test_only_unacknowledged_records_go_again_and_refused_ones_are_replaced() ->
     instead = decode_event(again[1][1].value)  # the large result's replacement
     assert (instead.job_id, instead.status) == ("large", JobStatus.FAILED)
     # a failed or a running event refused for its size is given up: nothing says less
+
+
+async def test_a_passing_send_error_fails_the_rest_of_the_round_at_once(
+    broker: DevBroker,
+) -> None:
+    """The records after it go in the next round instead of each waiting out the same
+    timeout now (a send to a topic with no metadata waits `request_timeout_ms`)."""
+    settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix="t")
+    producer = AIOKafkaProducer(**{**producer_options(settings), "request_timeout_ms": 300})
+    await producer.start()
+    try:
+        delivery = Delivery(producer, 8, OffsetTracker())
+        outgoing = [("bad/topic", result("a", 1)), (settings.topics.results, result("b", 1))]
+        first, second = await delivery._send(outgoing)
+    finally:
+        await producer.stop()
+    error = first.exception()
+    assert isinstance(error, UnknownTopicOrPartitionError)
+    assert second.exception() is error  # not sent: failed with the same error, for the next round

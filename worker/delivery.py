@@ -53,15 +53,22 @@ class Delivery:
     async def _send(self, outgoing: list[Outgoing]) -> list["asyncio.Future[Any]"]:
         # One `send` per record, each with its own future: a record refused for good is
         # told apart from the rest, and only the records not acknowledged are sent again.
+        # A passing error raised by `send` itself (no room in the producer's queue within its
+        # timeout) fails the rest of the list at once: they go in the next round, instead of
+        # each waiting out the same timeout now.
         futures: list[asyncio.Future[Any]] = []
+        passing: KafkaError | None = None
         for topic, r in outgoing:
+            if passing is not None:
+                futures.append(_failed(passing))
+                continue
             try:
                 sent = await self._producer.send(
                     topic, key=r.key or None, value=r.value, headers=r.headers
                 )
-            except KafkaError as exc:  # refused before sending: too large, no metadata in time
-                sent = asyncio.get_running_loop().create_future()
-                sent.set_exception(exc)
+            except KafkaError as exc:  # refused before sending: too large, or no room in time
+                sent = _failed(exc)
+                passing = None if is_permanent(exc) else exc
             futures.append(sent)
         return futures
 
@@ -92,6 +99,12 @@ class Delivery:
         """Wait until everything sent so far is acknowledged."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
+
+
+def _failed(error: KafkaError) -> "asyncio.Future[Any]":
+    failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    failed.set_exception(error)
+    return failed
 
 
 def _unacknowledged(
