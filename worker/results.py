@@ -70,8 +70,8 @@ def record_bytes(record: KafkaRecord) -> int:
 
 
 def within_limit(job: Job, record: KafkaRecord, max_bytes: int, worker: str) -> KafkaRecord:
-    """`record`, or a `failed` result in its place when it is over `max_bytes`: the broker
-    would refuse it, and the job's record would never be committed."""
+    """`record`, or a `failed` result in its place when it is over `max_bytes`, which says
+    the size and the limit (a result the broker refuses anyway is `worker.refused`'s)."""
     size = record_bytes(record)
     if size <= max_bytes:
         return record
