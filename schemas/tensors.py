@@ -99,6 +99,18 @@ def json_numbers(values: npt.NDArray[Any]) -> list[Any]:
     return [x if math.isfinite(x) else _spelling(x) for x in data]
 
 
+def _spelled(items: list[Any]) -> list[Any]:
+    """Nested `data` with its non-finite floats spelled."""
+    return [
+        _spelled(x)
+        if isinstance(x, list)
+        else _spelling(x)
+        if isinstance(x, float) and not math.isfinite(x)
+        else x
+        for x in items
+    ]
+
+
 def _spelling(value: float) -> str:
     if math.isnan(value):
         return "NaN"
@@ -147,6 +159,11 @@ class Tensor(BaseModel):
     @field_serializer("raw", when_used="json-unless-none")
     def _standard_base64(self, raw: bytes) -> str:
         return b64encode(raw).decode()  # pydantic would write URL-safe base64; both are read
+
+    @field_serializer("data", when_used="json-unless-none")
+    def _non_finite_spelled(self, data: list[Any]) -> list[Any]:
+        # in memory `data` keeps the floats themselves (a NaN's sign bit included)
+        return _spelled(data) if self.datatype.numpy_dtype.kind == "f" else data
 
     @model_validator(mode="after")
     def _one_form(self) -> "Tensor":
@@ -255,7 +272,7 @@ class Tensor(BaseModel):
         if datatype is Datatype.BYTES:
             data: list[Any] = [_text(name, item) for item in flat]
         else:
-            data = json_numbers(flat)
+            data = flat.tolist()  # non-finite floats are spelled when written as JSON
         return cls(name=name, datatype=datatype, shape=list(arr.shape), data=data)
 
 
