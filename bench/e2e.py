@@ -4,6 +4,7 @@ through the SDK; results read back by job id. Prints one JSON line per run.
     python -m bench.e2e --model breast_cancer --jobs 100000              # burst
     python -m bench.e2e --model breast_cancer --jobs 3000 --rate 100     # fixed rate
     python -m bench.e2e --model breast_cancer --jobs 1000000 --waves 10  # memory over 1M jobs
+    python -m bench.e2e --model breast_cancer --jobs 100000 --profile /tmp/p  # where CPU goes
 
 Latency is from `submit` to the result: in burst mode, to its arrival on the results
 topic (a lower bound of "readable"; throughput counts until the API has ingested every
@@ -28,6 +29,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic_core import from_json
 
+from bench import profiling
 from bench.payloads import make_inputs
 from bench.processes import Stack, model_path, start_stack
 from bench.raw import measure
@@ -199,6 +201,7 @@ async def burst(
     submitted: dict[str, float] = {}
     cpu0 = time.process_time()
     used0 = stack.cpu_seconds()
+    spies = start_profiles(args, stack)
     start = time.monotonic()
     for i in range(args.jobs):
         job_id = await client.submit(args.model, inputs[i % len(inputs)])
@@ -220,6 +223,7 @@ async def burst(
         await asyncio.sleep(0.05)
     readable = time.monotonic()
     used = cpu_per_job(used0, stack.cpu_seconds(), args.jobs)
+    emit_profiles(spies)
     latencies = [(watcher.arrived[j] - t) * 1000 for j, t in submitted.items()]
     return {
         "jobs_per_s": round(args.jobs / (readable - start), 1),
@@ -257,6 +261,7 @@ async def fixed_rate(args: argparse.Namespace, client: AsyncClient, stack: Stack
                 unfinished[f"{answer.status} {code or job.get('status')}"] += 1
 
         used0 = stack.cpu_seconds()
+        spies = start_profiles(args, stack)
         start = time.monotonic()
         for i in range(args.jobs):
             await asyncio.sleep(max(0.0, start + i / args.rate - time.monotonic()))
@@ -268,15 +273,30 @@ async def fixed_rate(args: argparse.Namespace, client: AsyncClient, stack: Stack
         await client.flush()
         await asyncio.gather(*list(polls))
     elapsed = time.monotonic() - start
+    used = cpu_per_job(used0, stack.cpu_seconds(), args.jobs)
+    emit_profiles(spies)
     return {
         "jobs_per_s": round(args.jobs / elapsed, 1),
         "rate": args.rate,
-        "cpu_us_per_job": cpu_per_job(used0, stack.cpu_seconds(), args.jobs),
+        "cpu_us_per_job": used,
         "completed": len(latencies),
         "unfinished": dict(unfinished),
         "latency_to": "API long-poll",
         **summary(latencies, finished),
     }
+
+
+def start_profiles(args: argparse.Namespace, stack: Stack) -> list[profiling.Spy]:
+    """With `--profile`: py-spy on the worker (its processes included), the API and this
+    load generator."""
+    if args.profile is None:
+        return []
+    return profiling.start(args.profile, stack.python_pids(), with_children={"workers"})
+
+
+def emit_profiles(spies: list[profiling.Spy]) -> None:
+    for summary_line in profiling.stop(spies):
+        print(json.dumps(summary_line), flush=True)
 
 
 def summary(latencies: list[float], outcomes: list[Outcome]) -> dict[str, Any]:
@@ -385,7 +405,15 @@ def main() -> None:
         action="store_false",
         help="bursts: submit without the `queued` events (INFERQ_QUEUED_EVENTS=false)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample the worker, the API and this load generator with py-spy over the "
+        "measured run: a file per process in this directory, a JSON summary line each",
+    )
     args = parser.parse_args()
+    if args.profile and args.waves > 1:
+        parser.error("--profile samples one run: leave out --waves")
     if args.rate and not args.queued_events:
         parser.error("--no-queued-events is for bursts: a long-poll sent at submit needs them")
     if args.waves < 1 or args.jobs % args.waves:

@@ -59,6 +59,12 @@ class Stack:
         }
         return {**used, "client": time.process_time()}
 
+    def python_pids(self) -> dict[str, int]:
+        """The stack's Python processes by role (a worker's processes are its children),
+        and this one, the load generator, as `client`."""
+        api = {"api": self.api.pid} if self.api is not None else {}
+        return {"workers": self.workers[0].pid, **api, "client": os.getpid()}
+
     def stop(self) -> None:
         for process in self.processes:
             process.send_signal(signal.SIGTERM)
