@@ -5,8 +5,10 @@ py-spy writes one file per process in DIR (`<role>.txt`, its "raw" format: one l
 distinct stack, `frame;frame;... count`), which flamegraph tools read. The summary gives, per
 process, the share of the samples spent in each library (by the innermost frame: the code
 that was running) and the inferq functions with the largest share of samples under them.
-Idle threads (asleep in the event loop's poll) are not sampled, so shares are of the time the
-process was doing something; a thread inside ONNX Runtime counts as busy.
+Threads py-spy finds idle are not sampled, so shares are of the time the process was doing
+something; a thread inside ONNX Runtime counts as busy. A thread in a short wait (the event
+loop's poll with a timeout of a few milliseconds) is often found runnable: such samples are
+counted as "waiting".
 """
 
 import shutil
@@ -39,6 +41,13 @@ LIBRARIES = {
     "httpcore": "httpx",
     "aiohttp": "aiohttp",
 }
+# Frames that wait: with short timeouts py-spy often finds such a thread runnable and counts
+# it as busy. Their share is given as "waiting" (the system calls in it do cost some CPU).
+WAITS = (
+    "EpollSelector.select (selectors.py:",
+    "_worker (concurrent/futures/thread.py:",
+    "Condition.wait (threading.py:",
+)
 TOP = 12  # inferq functions listed per process
 
 
@@ -124,11 +133,14 @@ def summarize(stacks: Iterable[str]) -> dict[str, Any]:
 
 
 def running(frames: list[str]) -> list[str]:
-    """The frames below the event loop's callback (the task it was running), or all of them
-    on a thread without an event loop: the entry points above are in every sample."""
+    """The frames below the event loop's callback (the task it was running; none while the
+    loop itself runs), or all of them on a thread without an event loop: the entry points
+    above the loop are in every sample."""
     for depth in range(len(frames) - 1, -1, -1):
         if frames[depth].startswith("Handle._run (asyncio/events.py:"):
             return frames[depth + 1 :]
+    if any("(asyncio/" in frame for frame in frames):
+        return []
     return frames
 
 
@@ -139,8 +151,10 @@ def _file(frame: str) -> str:
 
 
 def library(frame: str) -> str:
-    """Whose code a frame runs: an inferq package, a known library, or `python` (the
-    standard library and everything else)."""
+    """Whose code a frame runs: a wait, an inferq package, a known library, or `python`
+    (the standard library and everything else)."""
+    if frame.startswith(WAITS):
+        return "waiting"
     top = _file(frame).split("/", 1)[0]
     if top in OWN:
         return "inferq"
