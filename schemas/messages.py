@@ -1,6 +1,7 @@
 """The two messages on the wire: an inference request and a job event (status or result)."""
 
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -27,9 +28,11 @@ def utcnow() -> datetime:
 
 
 def new_job_id() -> str:
-    """32 hex digits of the OS's randomness: 128 random bits (uuid4 has 122) at a fifth of
-    uuid4's cost, which every submit pays."""
-    return os.urandom(16).hex()
+    """32 hex digits: the unix time in milliseconds (12 digits), then 80 bits of the OS's
+    randomness (20), like a UUIDv7 (which has 74). Ids sort by the time they were made, so
+    a store's index takes each new job near its end instead of at a random page: the SQLite
+    store's writes cost half as much (`python -m bench.store`)."""
+    return (time.time_ns() // 1_000_000).to_bytes(6, "big").hex() + os.urandom(10).hex()
 
 
 def _completed_only() -> list[CallbackEvent]:

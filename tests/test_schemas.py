@@ -3,6 +3,7 @@
 import itertools
 import json
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -387,8 +388,12 @@ def test_queued_record_is_the_queued_event_byte_for_byte(fields: dict[str, Any])
     assert encode_queued(request) == encode_event(JobEvent.queued(request))
 
 
-def test_new_job_ids_are_32_random_hex_digits() -> None:
+def test_new_job_ids_are_32_hex_digits_the_time_first() -> None:
     tensor = Tensor(name="x", datatype=Datatype.FP32, shape=[1], data=[1.0])
-    ids = {InferenceRequest(model="m", inputs=[tensor]).job_id for _ in range(1000)}
-    assert len(ids) == 1000
-    assert all(re.fullmatch(r"[0-9a-f]{32}", job_id) for job_id in ids)
+    before_ms = time.time_ns() // 1_000_000
+    made = [InferenceRequest(model="m", inputs=[tensor]).job_id for _ in range(1000)]
+    after_ms = time.time_ns() // 1_000_000
+    assert len(set(made)) == 1000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", job_id) for job_id in made)
+    assert all(before_ms <= int(job_id[:12], 16) <= after_ms for job_id in made)
+    assert [job_id[:12] for job_id in made] == sorted(job_id[:12] for job_id in made)
