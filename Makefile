@@ -40,6 +40,7 @@ bench: models
 	$(BIN)/python -m bench.e2e --model minilm --jobs 3000 --processes 2 --max-batch-size 64 --raw-batch 64 --fetch-max-wait-ms 100
 	$(BIN)/python -m bench.e2e --model resnet18 --jobs 600 --processes 2 --max-batch-size 8 --raw-batch 8 --fetch-max-wait-ms 100
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.batch
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.idle
 

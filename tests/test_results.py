@@ -1,4 +1,4 @@
-"""The worker's fast result records decode to what the schema's own encoder would write."""
+"""The worker's fast result records are what the schema's own encoder would write."""
 
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,12 +13,11 @@ from schemas import (
     JobStatus,
     Tensor,
     Timings,
-    decode_event,
     encode_event,
 )
 from worker.config import ModelConfig
 from worker.jobs import Job
-from worker.results import succeeded_record
+from worker.results import BatchOutputs, succeeded_record
 from worker.runtime import LoadedModel
 
 SUBMITTED = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -26,9 +25,8 @@ COMPLETED = datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC)
 TIMINGS = Timings(queued_ms=1.5, batch_wait_ms=0.25, inference_ms=0.125, batch_size=3)
 
 
-@pytest.mark.parametrize("binary", [True, False])
-def test_fast_record_equals_the_schema_encoding(model_repo: Path, binary: bool) -> None:
-    model = LoadedModel(
+def model(model_repo: Path) -> LoadedModel:
+    return LoadedModel(
         "breast_cancer",
         "1",
         model_repo / "breast_cancer" / "1" / "model.onnx",
@@ -36,24 +34,30 @@ def test_fast_record_equals_the_schema_encoding(model_repo: Path, binary: bool) 
         intra_op_threads=1,
         providers=["CPUExecutionProvider"],
     )
-    features = np.ones((2, 30), np.float32)
+
+
+def job(model: LoadedModel, rows: int, binary: bool) -> Job:
+    features = np.ones((rows, 30), np.float32)
     request = InferenceRequest(
-        job_id="fast-1",
+        job_id=f"fast-{rows}",
         model="breast_cancer",
         submitted_at=SUBMITTED,
         inputs=[Tensor.from_numpy("input", features, binary=binary)],
         metadata={"who": "me", "n": [1, 2]},
     )
-    outputs: dict[str, np.ndarray[Any, Any]] = {
-        "label": np.array([1, 0], dtype=np.int64),
-        "probabilities": np.array([[0.25, 0.75], [0.5, 0.5]], dtype=np.float32),
-        "names": np.array(["a", "b"], dtype=object),
-    }
-    record = succeeded_record(
-        Job(request, model, {"input": features}), outputs, TIMINGS.model_dump(), "w-1", COMPLETED
-    )
-    expected = JobEvent(
-        job_id="fast-1",
+    return Job(request, model, {"input": features})
+
+
+OUTPUTS: dict[str, np.ndarray[Any, Any]] = {
+    "label": np.array([1, 0, 1], dtype=np.int64),
+    "probabilities": np.array([[0.25, 0.75], [0.5, 0.5], [np.inf, np.nan]], dtype=np.float32),
+    "names": np.array(["a", "bb", "ccc"], dtype=object),
+}
+
+
+def expected_event(job: Job, outputs: dict[str, np.ndarray[Any, Any]], binary: bool) -> JobEvent:
+    return JobEvent(
+        job_id=job.request.job_id,
         status=JobStatus.SUCCEEDED,
         model="breast_cancer",
         model_version="1",
@@ -64,6 +68,41 @@ def test_fast_record_equals_the_schema_encoding(model_repo: Path, binary: bool) 
         completed_at=COMPLETED,
         metadata={"who": "me", "n": [1, 2]},
     )
-    reference = encode_event(expected)
-    assert decode_event(record.value, record.headers) == expected
-    assert (record.key, record.headers) == (reference.key, reference.headers)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_each_job_of_a_batch_gets_its_rows_as_the_schema_would_encode_them(
+    model_repo: Path, binary: bool
+) -> None:
+    jobs = [job(model(model_repo), rows, binary) for rows in (2, 1)]
+    cut = BatchOutputs(OUTPUTS, [2, 1])
+    for index, (this, rows) in enumerate(zip(jobs, (slice(0, 2), slice(2, 3)), strict=True)):
+        record = succeeded_record(
+            this, cut.tensors(index, binary), TIMINGS.model_dump(), "w-1", COMPLETED
+        )
+        expected = expected_event(this, {n: v[rows] for n, v in OUTPUTS.items()}, binary)
+        reference = encode_event(expected)
+        assert record.value == reference.value
+        assert (record.key, record.headers) == (reference.key, reference.headers)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_the_only_job_of_a_batch_takes_the_outputs_as_they_are(
+    model_repo: Path, binary: bool
+) -> None:
+    only = job(model(model_repo), 2, binary)
+    outputs: dict[str, np.ndarray[Any, Any]] = {
+        "total": np.array([3.0, 4.0], np.float32),
+        "count": np.array(7, np.int64),
+    }
+    record = succeeded_record(
+        only, BatchOutputs(outputs, [2]).tensors(0, binary), TIMINGS.model_dump(), "w-1", COMPLETED
+    )
+    assert record.value == encode_event(expected_event(only, outputs, binary)).value
+
+
+def test_outputs_without_a_batch_dimension_cannot_be_cut() -> None:
+    with pytest.raises(ValueError, match=r"^output 'count' has no batch dimension: shape \[\]$"):
+        BatchOutputs({"count": np.array(7, np.int64)}, [1, 2])
+    with pytest.raises(ValueError, match=r"^output 'y' has no batch dimension: shape \[1, 2\]$"):
+        BatchOutputs({"y": np.ones((1, 2), np.float32)}, [1, 2])

@@ -15,7 +15,7 @@ from inferq.retry import Backoff
 from schemas import ErrorCode, KafkaRecord, encode_event, utcnow
 from schemas.errors import TransientError
 from worker.jobs import Job, failed_event
-from worker.results import succeeded_record, within_limit
+from worker.results import BatchOutputs, succeeded_record, within_limit
 from worker.runtime import Arrays
 from worker.settings import DEFAULT_MAX_RESULT_BYTES
 
@@ -26,18 +26,6 @@ def _merge(jobs: list[Job]) -> Arrays:
     if len(jobs) == 1:
         return jobs[0].arrays
     return {name: np.concatenate([j.arrays[name] for j in jobs]) for name in jobs[0].arrays}
-
-
-def _split(outputs: Arrays, jobs: list[Job]) -> list[Arrays]:
-    if len(jobs) == 1:
-        return [outputs]
-    total = sum(j.rows for j in jobs)
-    for name, value in outputs.items():
-        if value.ndim == 0 or value.shape[0] != total:
-            raise ValueError(f"output '{name}' has no batch dimension: shape {list(value.shape)}")
-    bounds = np.cumsum([j.rows for j in jobs])[:-1]
-    pieces = {name: np.split(value, bounds) for name, value in outputs.items()}
-    return [{name: pieces[name][i] for name in outputs} for i in range(len(jobs))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +68,7 @@ def run_batch(
         started = utcnow()
         began = time.monotonic()
         try:
-            per_job = _split(jobs[0].model.run(_merge(jobs)), jobs)
+            outputs = BatchOutputs(jobs[0].model.run(_merge(jobs)), [j.rows for j in jobs])
             break
         except TransientError as exc:
             if (pause := next(pauses, None)) is None:
@@ -94,11 +82,13 @@ def run_batch(
     return [
         within_limit(
             job,
-            succeeded_record(job, out, run.timings(job), worker, completed),
+            succeeded_record(
+                job, outputs.tensors(i, job.binary), run.timings(job), worker, completed
+            ),
             max_result_bytes,
             worker,
         )
-        for job, out in zip(jobs, per_job, strict=True)
+        for i, job in enumerate(jobs)
     ]
 
 

@@ -1,12 +1,16 @@
 """Result records of succeeded jobs, written straight to JSON.
 
 This runs once per job on the worker's hot path, where building and validating pydantic
-models cost three times what this does. The record decodes to the same `JobEvent` that
-`schemas.encode_event` would write (tests/test_results.py holds it to that).
+models cost three times what this does. A batch's outputs are cut per job once
+(`BatchOutputs`: the datatypes worked out and the raw bytes packed for the whole batch).
+A record holds the same bytes that `schemas.encode_event` would write
+(tests/test_results.py holds it to that).
 """
 
+import math
 from base64 import b64encode
 from datetime import datetime
+from itertools import accumulate
 from typing import Any
 
 import numpy.typing as npt
@@ -18,38 +22,95 @@ from schemas.rawbytes import pack
 from schemas.tensors import json_numbers
 from worker.jobs import Job, failed_event
 
+_SUCCEEDED = JobStatus.SUCCEEDED.value
 
-def _tensor(name: str, value: npt.NDArray[Any], binary: bool) -> dict[str, Any]:
-    datatype = Datatype.from_numpy(value.dtype)
-    tensor: dict[str, Any] = {"name": name, "datatype": datatype.value, "shape": list(value.shape)}
-    if binary:
-        tensor["raw"] = b64encode(pack(value, datatype.numpy_dtype)).decode()
-    elif datatype is Datatype.BYTES:
-        tensor["data"] = [
-            x.decode(errors="replace") if isinstance(x, bytes) else str(x) for x in value.ravel()
+
+class _Column:
+    """One output of a batch, and what every job's tensor of it shares: its name, its
+    datatype and, for binary results, the raw bytes of all its rows, packed once."""
+
+    def __init__(self, name: str, value: npt.NDArray[Any], whole: bool) -> None:
+        datatype = Datatype.from_numpy(value.dtype)
+        self._name = name
+        self._datatype = datatype.value
+        self._value = value
+        self._dtype = datatype.numpy_dtype
+        self._tail = list(value.shape[1:])
+        self._whole = whole  # the batch's only job takes the output as it is
+        # BYTES elements vary in length: those are packed job by job.
+        fixed = self._dtype.kind != "O" and not whole
+        self._row_bytes = self._dtype.itemsize * math.prod(self._tail) if fixed else 0
+        self._packed: bytes | None = None
+
+    def tensor(self, start: int, stop: int, binary: bool) -> dict[str, Any]:
+        """The tensor of rows `start` to `stop`, as a JSON-ready dict."""
+        shape = list(self._value.shape) if self._whole else [stop - start, *self._tail]
+        tensor: dict[str, Any] = {"name": self._name, "datatype": self._datatype, "shape": shape}
+        if binary:
+            tensor["raw"] = b64encode(self._raw(start, stop)).decode()
+        else:
+            tensor["data"] = self._data(self._piece(start, stop))
+        return tensor
+
+    def _piece(self, start: int, stop: int) -> npt.NDArray[Any]:
+        return self._value if self._whole else self._value[start:stop]
+
+    def _raw(self, start: int, stop: int) -> bytes:
+        if not self._row_bytes:
+            return pack(self._piece(start, stop), self._dtype)
+        if self._packed is None:
+            self._packed = pack(self._value, self._dtype)
+        return self._packed[start * self._row_bytes : stop * self._row_bytes]
+
+    def _data(self, piece: npt.NDArray[Any]) -> list[Any]:
+        """`piece`'s elements as a JSON list (BYTES elements as text)."""
+        if self._dtype.kind != "O":
+            return json_numbers(piece.ravel())
+        return [
+            x.decode(errors="replace") if isinstance(x, bytes) else str(x) for x in piece.ravel()
         ]
-    else:
-        tensor["data"] = json_numbers(value.ravel())
-    return tensor
+
+
+class BatchOutputs:
+    """A batch's outputs, cut into each job's result tensors by its rows; a batch of one
+    job takes the outputs as they are. ValueError if an output of a batch of several has
+    no batch dimension to cut."""
+
+    def __init__(self, outputs: dict[str, npt.NDArray[Any]], rows: list[int]) -> None:
+        whole = len(rows) == 1
+        total = sum(rows)
+        for name, value in outputs.items():
+            if not whole and (value.ndim == 0 or value.shape[0] != total):
+                raise ValueError(
+                    f"output '{name}' has no batch dimension: shape {list(value.shape)}"
+                )
+        self._columns = [_Column(name, value, whole) for name, value in outputs.items()]
+        stops = list(accumulate(rows))
+        self._bounds = list(zip([0, *stops], stops, strict=False))
+
+    def tensors(self, job: int, binary: bool) -> list[dict[str, Any]]:
+        """The result tensors of the batch's `job`-th job, as JSON-ready dicts."""
+        start, stop = self._bounds[job]
+        return [column.tensor(start, stop, binary) for column in self._columns]
 
 
 def succeeded_record(
     job: Job,
-    outputs: dict[str, npt.NDArray[Any]],
+    tensors: list[dict[str, Any]],
     timings: dict[str, float],
     worker: str,
     completed_at: datetime,
 ) -> KafkaRecord:
-    """`timings`: the fields of `schemas.Timings`."""
+    """`tensors`: the job's from `BatchOutputs.tensors`; `timings`: the fields of
+    `schemas.Timings`."""
     request = job.request
-    binary = job.binary
     event = {
         "schema_version": SCHEMA_VERSION,
         "job_id": request.job_id,
-        "status": JobStatus.SUCCEEDED.value,
+        "status": _SUCCEEDED,
         "model": job.model.name,
         "model_version": job.model.version,
-        "outputs": [_tensor(name, value, binary) for name, value in outputs.items()],
+        "outputs": tensors,
         "timings": timings,
         "worker": worker,
         "submitted_at": request.submitted_at,
