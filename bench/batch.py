@@ -54,8 +54,10 @@ def measure(repository: ModelRepository, args: argparse.Namespace, binary: bool)
         if round_ >= 10:
             prepare_s += prepared - started
             run_s += ended - prepared
-            timings = decode_event(results[0].value).timings
-            inference_ms += timings.inference_ms if timings else 0.0
+            first = decode_event(results[0].value)
+            if first.timings is None:
+                raise RuntimeError(f"the batch did not succeed: {first.model_dump_json()}")
+            inference_ms += first.timings.inference_ms
     jobs_run = args.batches * args.batch
     return {
         "bench": "batch",

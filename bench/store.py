@@ -104,6 +104,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500, help="events a fetch brings")
     parser.add_argument("--lag", type=int, default=20_000, help="jobs between the two events")
     args = parser.parse_args()
+    if not 0 < args.batch <= args.jobs:
+        parser.error("--batch must be at least 1 and at most --jobs")
     for kind in ID_KINDS:
         print(json.dumps(asyncio.run(measure(kind, args))), flush=True)
 

@@ -36,10 +36,10 @@ def model(model_repo: Path) -> LoadedModel:
     )
 
 
-def job(model: LoadedModel, rows: int, binary: bool) -> Job:
+def job(model: LoadedModel, rows: int, binary: bool, index: int = 0) -> Job:
     features = np.ones((rows, 30), np.float32)
     request = InferenceRequest(
-        job_id=f"fast-{rows}",
+        job_id=f"fast-{index}",
         model="breast_cancer",
         submitted_at=SUBMITTED,
         inputs=[Tensor.from_numpy("input", features, binary=binary)],
@@ -52,6 +52,11 @@ OUTPUTS: dict[str, np.ndarray[Any, Any]] = {
     "label": np.array([1, 0, 1], dtype=np.int64),
     "probabilities": np.array([[0.25, 0.75], [0.5, 0.5], [np.inf, np.nan]], dtype=np.float32),
     "names": np.array(["a", "bb", "ccc"], dtype=object),
+    "words": np.array(["x", "yy", "zzz"]),  # numpy's own text dtype
+    "flags": np.array([True, False, True]),
+    "half": np.array([[0.5, 1.5], [2.5, -0.0], [65504.0, 1e-4]], dtype=np.float16),
+    # column-major, as a transposing model may hand it back
+    "cube": np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 2, 2)),
 }
 
 
@@ -71,16 +76,19 @@ def expected_event(job: Job, outputs: dict[str, np.ndarray[Any, Any]], binary: b
 
 
 @pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("rows", [[2, 1], [1, 1, 1], [2, 0, 1], [0, 3]])
 def test_each_job_of_a_batch_gets_its_rows_as_the_schema_would_encode_them(
-    model_repo: Path, binary: bool
+    model_repo: Path, binary: bool, rows: list[int]
 ) -> None:
-    jobs = [job(model(model_repo), rows, binary) for rows in (2, 1)]
-    cut = BatchOutputs(OUTPUTS, [2, 1])
-    for index, (this, rows) in enumerate(zip(jobs, (slice(0, 2), slice(2, 3)), strict=True)):
+    jobs = [job(model(model_repo), n, binary, index) for index, n in enumerate(rows)]
+    cut = BatchOutputs(OUTPUTS, rows)
+    starts = np.cumsum([0, *rows])
+    for index, this in enumerate(jobs):
         record = succeeded_record(
             this, cut.tensors(index, binary), TIMINGS.model_dump(), "w-1", COMPLETED
         )
-        expected = expected_event(this, {n: v[rows] for n, v in OUTPUTS.items()}, binary)
+        mine = slice(starts[index], starts[index + 1])
+        expected = expected_event(this, {n: v[mine] for n, v in OUTPUTS.items()}, binary)
         reference = encode_event(expected)
         assert record.value == reference.value
         assert (record.key, record.headers) == (reference.key, reference.headers)
@@ -92,7 +100,7 @@ def test_the_only_job_of_a_batch_takes_the_outputs_as_they_are(
 ) -> None:
     only = job(model(model_repo), 2, binary)
     outputs: dict[str, np.ndarray[Any, Any]] = {
-        "total": np.array([3.0, 4.0], np.float32),
+        "total": np.array([[3.0, 4.0]], np.float32),  # one row for the job's two
         "count": np.array(7, np.int64),
     }
     record = succeeded_record(

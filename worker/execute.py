@@ -1,4 +1,4 @@
-"""Run one batch of compatible jobs on their model, and split the outputs per job.
+"""Run one batch of compatible jobs on their model, and write each job's result record.
 
 A batch that ONNX Runtime fails is tried again (`inference_retries` times, with backoff),
 then job by job, so one bad job cannot fail its neighbours.

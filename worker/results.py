@@ -10,7 +10,7 @@ A record holds the same bytes that `schemas.encode_event` would write
 import math
 from base64 import b64encode
 from datetime import datetime
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Any
 
 import numpy.typing as npt
@@ -37,10 +37,11 @@ class _Column:
         self._dtype = datatype.numpy_dtype
         self._tail = list(value.shape[1:])
         self._whole = whole  # the batch's only job takes the output as it is
-        # BYTES elements vary in length: those are packed job by job.
+        # Rows of one width are packed once for the batch and sliced; BYTES elements vary
+        # in length, and the only job of a batch takes the output whole: packed per job.
         fixed = self._dtype.kind != "O" and not whole
         self._row_bytes = self._dtype.itemsize * math.prod(self._tail) if fixed else 0
-        self._packed: bytes | None = None
+        self._packed: memoryview | None = None
 
     def tensor(self, start: int, stop: int, binary: bool) -> dict[str, Any]:
         """The tensor of rows `start` to `stop`, as a JSON-ready dict."""
@@ -55,11 +56,11 @@ class _Column:
     def _piece(self, start: int, stop: int) -> npt.NDArray[Any]:
         return self._value if self._whole else self._value[start:stop]
 
-    def _raw(self, start: int, stop: int) -> bytes:
+    def _raw(self, start: int, stop: int) -> bytes | memoryview:
         if not self._row_bytes:
             return pack(self._piece(start, stop), self._dtype)
         if self._packed is None:
-            self._packed = pack(self._value, self._dtype)
+            self._packed = memoryview(pack(self._value, self._dtype))
         return self._packed[start * self._row_bytes : stop * self._row_bytes]
 
     def _data(self, piece: npt.NDArray[Any]) -> list[Any]:
@@ -85,12 +86,11 @@ class BatchOutputs:
                     f"output '{name}' has no batch dimension: shape {list(value.shape)}"
                 )
         self._columns = [_Column(name, value, whole) for name, value in outputs.items()]
-        stops = list(accumulate(rows))
-        self._bounds = list(zip([0, *stops], stops, strict=False))
+        self._bounds = list(pairwise(accumulate(rows, initial=0)))
 
-    def tensors(self, job: int, binary: bool) -> list[dict[str, Any]]:
-        """The result tensors of the batch's `job`-th job, as JSON-ready dicts."""
-        start, stop = self._bounds[job]
+    def tensors(self, index: int, binary: bool) -> list[dict[str, Any]]:
+        """The result tensors of the batch's `index`-th job, as JSON-ready dicts."""
+        start, stop = self._bounds[index]
         return [column.tensor(start, stop, binary) for column in self._columns]
 
 
