@@ -16,11 +16,14 @@ class TopicError(RuntimeError):
     pass
 
 
-async def ensure_topics(settings: KafkaSettings, partitions: dict[str, int]) -> None:
-    """Create each topic in `partitions` (name -> partition count) that does not exist yet."""
-    admin = AIOKafkaAdminClient(**aiokafka_options(settings))
-    await admin.start()
+async def ensure_topics(
+    settings: KafkaSettings, partitions: dict[str, int], *, request_timeout_ms: int = 40_000
+) -> None:
+    """Create each topic in `partitions` (name -> partition count) that does not exist yet;
+    each request to the broker waits at most `request_timeout_ms` (aiokafka's default)."""
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings), request_timeout_ms=request_timeout_ms)
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(name, count, settings.replication_factor)

@@ -2,7 +2,8 @@
 
 Every `interval_s` the watch asks the broker for its topics and creates the missing ones
 (a development broker that restarts has lost them all). While the broker does not answer
-within the interval, `problem` says why; services report it as not ready.
+a request within the interval (2 s at least), `problem` says why; services report it as
+not ready.
 """
 
 import asyncio
@@ -17,6 +18,9 @@ from inferq.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 1.0
+# Bootstrapping, the one step a cancellation cannot clean up, is two requests (connect,
+# metadata): the backstop comes after three request timeouts.
+BACKSTOP_REQUESTS = 3
 
 
 class BrokerWatch:
@@ -35,9 +39,15 @@ class BrokerWatch:
                 await asyncio.wait_for(stop.wait(), self._interval_s)
 
     async def check(self) -> None:
+        # Each request ends at aiokafka's own timeout, which closes the connection it
+        # opened; cancelling aiokafka's bootstrap half-way would leave that connection to
+        # the garbage collector. The outer limit is only a backstop.
+        request_s = max(self._interval_s, 2.0)
         try:
-            async with asyncio.timeout(max(self._interval_s, 2.0)):
-                await ensure_topics(self._settings, self._partitions)
+            async with asyncio.timeout(BACKSTOP_REQUESTS * request_s):
+                await ensure_topics(
+                    self._settings, self._partitions, request_timeout_ms=int(request_s * 1000)
+                )
         except (KafkaError, TopicError, OSError, TimeoutError) as exc:
             problem = f"the broker at {self._settings.bootstrap_servers} does not answer: " + (
                 str(exc) or type(exc).__name__

@@ -1,6 +1,8 @@
 """The broker goes away under load and comes back empty: every part reports it, none hangs
 or crashes, and all serve again once the topics are back."""
 
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,6 +13,8 @@ import pytest
 
 from inferq.demo_models import dataset
 from inferq.devbroker import DevBroker, free_port
+from inferq.health import BrokerWatch
+from inferq.settings import KafkaSettings
 from producer import AsyncClient, BrokerUnavailable, ProducerSettings
 from results_api.settings import ApiSettings
 from schemas import Tensor
@@ -89,6 +93,32 @@ async def test_broker_restart_under_load_reports_unready_then_recovers(
         after = [await eventually(lambda: _accepted(api), within_s=60) for _ in range(20)]
         for job_id in after:
             assert (await wait_terminal(api, job_id, within_s=60))["status"] == "succeeded"
+
+
+async def test_a_frozen_broker_is_reported_when_aiokafka_gives_up_on_it(
+    own_broker: DevBroker, prefix: str
+) -> None:
+    """A broker that takes connections but never answers (stopped with SIGSTOP) ends a check
+    at aiokafka's own request timeout, which closes the connection it opened; a check cut
+    short from outside instead could leave it open for the garbage collector to warn of."""
+    settings = KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers, topic_prefix=prefix)
+    watch = BrokerWatch(settings, {f"{prefix}.watched": 1}, interval_s=0.5)
+    await watch.check()
+    assert watch.problem is None
+    pid, port = own_broker.pid, own_broker.bootstrap_servers.rpartition(":")[2]
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await watch.check()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert watch.problem is not None
+    assert watch.problem.startswith(
+        f"the broker at {own_broker.bootstrap_servers} does not answer: KafkaConnectionError: "
+        f"Unable to bootstrap from [('127.0.0.1', {port}, "
+    ), watch.problem
+    await watch.check()
+    assert watch.problem is None
 
 
 def test_sync_client_without_a_broker_fails_after_its_timeout() -> None:
