@@ -33,6 +33,14 @@ class KafkaSettings(BaseSettings):
         le=10_000,
         description="how long a fetch waits for data; end-to-end latency follows it",
     )
+    commit_interval_ms: int = Field(
+        default=200,
+        ge=1,
+        le=60_000,
+        description="how often a consumer commits the offsets of what it has finished (a "
+        "worker: jobs whose results the broker acknowledged; the results API: events it "
+        "stored); after a crash, what was finished since the last commit is read again",
+    )
     producer_batch_bytes: int = Field(
         default=256 * 1024,
         ge=1024,

@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 
+from inferq.commits import PeriodicCommits
 from inferq.connections import consumer_options
 from inferq.gaps import GapGuard, LostLogGuard
 from results_api.persist import stubbornly
@@ -52,17 +52,28 @@ class Ingestor:
         consumer = AIOKafkaConsumer(s.topics.results, **consumer_options(s, s.ingest_group_id))
         await consumer.start()
         try:
+            commits = PeriodicCommits(
+                consumer,
+                s.commit_interval_ms,
+                "ingest commit failed (%s); events will be applied again",
+            )
             while not stop.is_set():
-                await self._step(consumer, stop)
+                await self._step(consumer, commits, stop)
+                await commits.when_due()
+            await commits.now()
         finally:
             await consumer.stop()
 
-    async def _step(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+    async def _step(
+        self, consumer: AIOKafkaConsumer, commits: PeriodicCommits, stop: asyncio.Event
+    ) -> None:
         started = time.monotonic()
         fetched: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=self._fetch_timeout_ms)
         self.assigned = bool(consumer.assignment())
         if not fetched:
-            self._gaps.forget(await self._lost_logs.rewind(consumer))
+            lost = await self._lost_logs.rewind(consumer)
+            self._gaps.forget(lost)
+            commits.forget(lost)
             if self.assigned:
                 async with self._progress:
                     self._caught_up_at = started
@@ -76,11 +87,7 @@ class Ingestor:
             return  # stopped: the events are read again after a restart
         self.ingested += len(events)
         self._waiters.notify(job_id for job_id, _, _ in events)
-        offsets = {tp: records[-1].offset + 1 for tp, records in accepted.items() if records}
-        try:
-            await consumer.commit(offsets)
-        except KafkaError as exc:
-            log.warning("ingest commit failed (%s); events will be applied again", exc)
+        commits.finished({tp: rs[-1].offset + 1 for tp, rs in accepted.items() if rs})
 
     def _decode(self, records: list[Any]) -> list[Encoded]:
         events = decode_heads(records)

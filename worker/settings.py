@@ -55,7 +55,6 @@ class WorkerSettings(KafkaSettings, CollectorSettings):
         le=86_400,
         description="how often new model versions are looked for and the served models announced",
     )
-    commit_interval_ms: int = Field(default=200, ge=1, le=60_000)
     inference_retries: int = Field(
         default=2,
         ge=0,

@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 
+from inferq.commits import PeriodicCommits
 from inferq.connections import consumer_options
 from inferq.gaps import GapGuard, LostLogGuard
 from results_api.models import JobView
@@ -72,16 +72,27 @@ class Dispatcher:
         consumer = AIOKafkaConsumer(s.topics.results, **consumer_options(s, s.webhook_group_id))
         await consumer.start()
         try:
+            commits = PeriodicCommits(
+                consumer,
+                s.commit_interval_ms,
+                "webhook dispatcher commit failed (%s); events are read again",
+            )
             while not stop.is_set():
-                await self._step(consumer, stop)
+                await self._step(consumer, commits, stop)
+                await commits.when_due()
+            await commits.now()
         finally:
             await consumer.stop()
 
-    async def _step(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+    async def _step(
+        self, consumer: AIOKafkaConsumer, commits: PeriodicCommits, stop: asyncio.Event
+    ) -> None:
         fetched: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=500)
         self.assigned = bool(consumer.assignment())
         if not fetched:
-            self._gaps.forget(await self._lost_logs.rewind(consumer))
+            lost = await self._lost_logs.rewind(consumer)
+            self._gaps.forget(lost)
+            commits.forget(lost)
             return
         accepted = {tp: self._gaps.follow_on(consumer, tp, rs) for tp, rs in fetched.items()}
         now = time.time()
@@ -100,11 +111,7 @@ class Dispatcher:
             return  # stopped: the events are read again after a restart
         if added:
             self._courier.wake()
-        offsets = {tp: records[-1].offset + 1 for tp, records in accepted.items() if records}
-        try:
-            await consumer.commit(offsets)
-        except KafkaError as exc:
-            log.warning("webhook dispatcher commit failed (%s); events are read again", exc)
+        commits.finished({tp: rs[-1].offset + 1 for tp, rs in accepted.items() if rs})
 
     def _delivery(self, record: Any, now: float) -> Delivery | None:
         if record.value is None or b'"callback"' not in record.value:
