@@ -9,7 +9,11 @@ through the SDK; results read back by job id. Prints one JSON line per run.
 Latency is from `submit` to the result: in burst mode, to its arrival on the results
 topic (a lower bound of "readable"; throughput counts until the API has ingested every
 result); at a fixed rate, to the answer of a long-poll `GET /v1/jobs/{id}?wait=30` sent
-right after submit, i.e. readable through the API.
+right after submit, i.e. readable through the API. Each job's own timings split it: its
+`queued_ms` (submit to the worker starting its batch, of which `batch_wait_ms` in the
+batcher), `inference_ms`, and at a fixed rate `return_ms` (the worker's `completed_at` to
+the answer: the result's broker hop, the API's ingestion and the long-poll's answer;
+clocks of processes on one machine).
 """
 
 import argparse
@@ -21,6 +25,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +249,7 @@ async def fixed_rate(args: argparse.Namespace, client: AsyncClient, stack: Stack
     these shared cores would take from the stack under test."""
     inputs = [make_inputs(args.model, i, args.rows) for i in range(min(args.jobs, 1000))]
     latencies: list[float] = []
+    returns: list[float] = []  # from the worker's `completed_at` to the answer
     finished: list[Outcome] = []
     unfinished: Counter[str] = Counter()  # answers that were not a finished job
     polls: set[asyncio.Task[None]] = set()
@@ -255,6 +261,9 @@ async def fixed_rate(args: argparse.Namespace, client: AsyncClient, stack: Stack
                 job = await answer.json()
             if job.get("status") in TERMINAL:
                 latencies.append((time.monotonic() - at) * 1000)
+                if (completed := job.get("completed_at")) is not None:
+                    ended = datetime.fromisoformat(completed).timestamp()
+                    returns.append((time.time() - ended) * 1000)
                 finished.append(outcome(job))
             else:
                 code = job.get("error", {}).get("code") if answer.status >= 400 else None
@@ -283,6 +292,7 @@ async def fixed_rate(args: argparse.Namespace, client: AsyncClient, stack: Stack
         "unfinished": dict(unfinished),
         "latency_to": "API long-poll",
         **summary(latencies, finished),
+        "return_ms_p50": round(percentile(returns, 0.5), 3) if returns else None,
     }
 
 

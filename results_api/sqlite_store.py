@@ -53,8 +53,9 @@ def sqlite_path(url: str) -> str:
 
 def _setup(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA synchronous=NORMAL")
-    # Job ids are random: upserts touch pages all over the index, which outgrows
-    # SQLite's 2 MB default cache after a few hundred thousand jobs.
+    # Job ids a client chooses can be random: their upserts touch pages all over the
+    # index, which outgrows SQLite's 2 MB default cache after a few hundred thousand jobs
+    # (the SDK's ids start with the time, so its jobs land at the index's end).
     db.execute("PRAGMA cache_size=-65536")
     db.execute("PRAGMA mmap_size=268435456")
     db.execute(_SCHEMA)
