@@ -43,6 +43,7 @@ bench: models
 	$(BIN)/python -m bench.batch
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.idle
+	$(BIN)/python -m bench.hop
 
 clean:
 	rm -rf $(VENV) models .mypy_cache .ruff_cache .pytest_cache
