@@ -292,7 +292,7 @@ async def fixed_rate(args: argparse.Namespace, client: AsyncClient, stack: Stack
         "unfinished": dict(unfinished),
         "latency_to": "API long-poll",
         **summary(latencies, finished),
-        "return_ms_p50": round(percentile(returns, 0.5), 3) if returns else None,
+        "return_ms_p50": round(percentile(returns, 0.5), 2) if returns else None,
     }
 
 

@@ -1,6 +1,7 @@
 """One broker hop on its own: records produced at a fixed rate to a topic of the
 development broker and read by a consumer in a group (as the worker and the API read
-theirs), from `send` to `getmany` handing the record over. Nothing else runs on the
+theirs: a group, manual commits, the fetch wait given), from `send` to `getmany` handing
+the record over. Nothing else runs on the
 broker. One JSON line per fetch wait: latency percentiles, and the share of a core the
 broker and this process (producer and consumer together) used.
 
@@ -25,6 +26,7 @@ from inferq.devbroker import DevBroker
 
 TOPIC = "bench-hop"
 STAMP = struct.Struct("<d")  # the record's value: time.monotonic() at send
+GIVE_UP_S = 60.0  # on the warm-up, and on the records after the last one is sent
 
 
 async def create_topic(bootstrap: str, partitions: int) -> None:
@@ -69,15 +71,18 @@ async def hop(args: argparse.Namespace, wait_ms: int) -> dict[str, Any]:
         await consumer.start()
         try:
             await producer.send_and_wait(TOPIC, STAMP.pack(time.monotonic()))
-            while not await consumer.getmany(timeout_ms=1000):
-                pass  # until the group is joined and the first record is through
+            async with asyncio.timeout(GIVE_UP_S):  # the group joined, the first record read
+                await read(consumer, 1, [])
             latencies: list[float] = []
             reading = asyncio.create_task(read(consumer, args.records, latencies))
             broker0, own0, start = process_cpu_s(pid), time.process_time(), time.monotonic()
+            sent = []
             for i in range(args.records):
                 await asyncio.sleep(max(0.0, start + i / args.rate - time.monotonic()))
-                await producer.send(TOPIC, STAMP.pack(time.monotonic()), key=str(i).encode())
-            await reading
+                stamp = STAMP.pack(time.monotonic())
+                sent.append(await producer.send(TOPIC, stamp, key=str(i).encode()))
+            await asyncio.gather(*sent)  # a record the broker refused fails the run here
+            await asyncio.wait_for(reading, GIVE_UP_S)
             elapsed = time.monotonic() - start
             broker_share = (process_cpu_s(pid) - broker0) / elapsed
             own_share = (time.process_time() - own0) / elapsed

@@ -33,14 +33,6 @@ class KafkaSettings(BaseSettings):
         le=10_000,
         description="how long a fetch waits for data; end-to-end latency follows it",
     )
-    commit_interval_ms: int = Field(
-        default=200,
-        ge=1,
-        le=60_000,
-        description="how often a consumer commits the offsets of what it has finished (a "
-        "worker: jobs whose results the broker acknowledged; the results API: events it "
-        "stored); after a crash, what was finished since the last commit is read again",
-    )
     producer_batch_bytes: int = Field(
         default=256 * 1024,
         ge=1024,
@@ -77,4 +69,19 @@ class AdmissionSettings(KafkaSettings):
         ge=1024,
         description="largest request accepted: the HTTP body, or the encoded record in the SDK; "
         "keep it under the broker's message.max.bytes",
+    )
+
+
+class CommitSettings(BaseSettings):
+    """Part of the worker's and the results API's settings: their consumers' commits."""
+
+    model_config = SettingsConfigDict(env_prefix="INFERQ_", extra="ignore")
+
+    commit_interval_ms: int = Field(
+        default=200,
+        ge=1,
+        le=60_000,
+        description="how often a consumer commits the offsets of what it has finished (a "
+        "worker: jobs whose results the broker acknowledged; the results API: events it "
+        "stored); after a crash, what was finished since the last commit is read again",
     )

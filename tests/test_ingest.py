@@ -1,5 +1,6 @@
 """Results ingestion does not die: after an error that is not an outage, it starts over.
-It commits what it stored every `commit_interval_ms`, and once more when it stops."""
+It commits what it stored every `commit_interval_ms` (tests/test_commits.py), and once
+more when it stops."""
 
 import asyncio
 import re
@@ -46,11 +47,15 @@ async def publish(settings: ApiSettings, jobs: int) -> None:
 
 async def committed(settings: ApiSettings) -> list[int | None]:
     """The ingest group's committed offset of each results partition."""
-    consumer = AIOKafkaConsumer(**aiokafka_options(settings), group_id=settings.ingest_group_id)
+    consumer = AIOKafkaConsumer(
+        **aiokafka_options(settings), group_id=settings.ingest_group_id, enable_auto_commit=False
+    )
     await consumer.start()
     try:
+        await consumer.topics()  # a bare start asks for no topic's metadata
         topic = settings.topics.results
         partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        assert partitions, f"no partitions of {topic}"
         return [await consumer.committed(TopicPartition(topic, p)) for p in partitions]
     finally:
         await consumer.stop()

@@ -80,7 +80,8 @@ class Dispatcher:
             while not stop.is_set():
                 await self._step(consumer, commits, stop)
                 await commits.when_due()
-            await commits.now()
+            # past the session timeout the group has let this member go anyway
+            await commits.last(s.session_timeout_ms / 1000)
         finally:
             await consumer.stop()
 
