@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from inferq.collector import CollectorSettings
 from schemas.topics import Topics
 
 
@@ -72,10 +73,9 @@ class AdmissionSettings(KafkaSettings):
     )
 
 
-class CommitSettings(BaseSettings):
-    """Part of the worker's and the results API's settings: their consumers' commits."""
-
-    model_config = SettingsConfigDict(env_prefix="INFERQ_", extra="ignore")
+class ProcessSettings(CollectorSettings):
+    """What the worker's and the results API's processes read beside their own settings
+    (the SDK reads neither)."""
 
     commit_interval_ms: int = Field(
         default=200,

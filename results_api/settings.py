@@ -2,12 +2,11 @@
 
 from pydantic import Field
 
-from inferq.collector import CollectorSettings
-from inferq.settings import AdmissionSettings, CommitSettings
+from inferq.settings import AdmissionSettings, ProcessSettings
 from results_api.webhooks.settings import WebhookSettings
 
 
-class ApiSettings(AdmissionSettings, CommitSettings, WebhookSettings, CollectorSettings):
+class ApiSettings(AdmissionSettings, WebhookSettings, ProcessSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     store: str = Field(
