@@ -11,10 +11,14 @@ ingestion, webhook dispatch) apply idempotently.
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
+
+from inferq.connections import consumer_options
+from inferq.settings import ProcessSettings
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +90,27 @@ class PeriodicCommits:
     def _keep(self, offsets: dict[Any, int]) -> None:
         for partition, offset in offsets.items():
             self._pending[partition] = max(offset, self._pending.get(partition, offset))
+
+
+async def consume_in_steps(
+    settings: ProcessSettings,
+    topic: str,
+    group_id: str,
+    step: Callable[[AIOKafkaConsumer, PeriodicCommits], Awaitable[None]],
+    stop: asyncio.Event,
+    failed: str,
+) -> None:
+    """Read `topic` in `group_id` with a consumer of its own, running `step` (a fetch and
+    what follows) until `stop`; what the steps finished is committed every
+    `commit_interval_ms` and once more at the end, given up after the session timeout
+    (past it the group has let this member go anyway). `failed`: as for PeriodicCommits."""
+    consumer = AIOKafkaConsumer(topic, **consumer_options(settings, group_id))
+    await consumer.start()
+    try:
+        commits = PeriodicCommits(consumer, settings.commit_interval_ms, failed)
+        while not stop.is_set():
+            await step(consumer, commits)
+            await commits.when_due()
+        await commits.last(settings.session_timeout_ms / 1000)
+    finally:
+        await consumer.stop()

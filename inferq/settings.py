@@ -73,9 +73,8 @@ class AdmissionSettings(KafkaSettings):
     )
 
 
-class ProcessSettings(CollectorSettings):
-    """What the worker's and the results API's processes read beside their own settings
-    (the SDK reads neither)."""
+class ProcessSettings(KafkaSettings, CollectorSettings):
+    """The part of the worker's and the results API's settings that the SDK does not read."""
 
     commit_interval_ms: int = Field(
         default=200,

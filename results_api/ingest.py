@@ -11,8 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from inferq.commits import PeriodicCommits
-from inferq.connections import consumer_options
+from inferq.commits import PeriodicCommits, consume_in_steps
 from inferq.gaps import GapGuard, LostLogGuard
 from results_api.persist import stubbornly
 from results_api.restart import restarting
@@ -49,21 +48,14 @@ class Ingestor:
 
     async def _consume(self, stop: asyncio.Event) -> None:
         s = self._settings
-        consumer = AIOKafkaConsumer(s.topics.results, **consumer_options(s, s.ingest_group_id))
-        await consumer.start()
-        try:
-            commits = PeriodicCommits(
-                consumer,
-                s.commit_interval_ms,
-                "ingest commit failed (%s); events will be applied again",
-            )
-            while not stop.is_set():
-                await self._step(consumer, commits, stop)
-                await commits.when_due()
-            # past the session timeout the group has let this member go anyway
-            await commits.last(s.session_timeout_ms / 1000)
-        finally:
-            await consumer.stop()
+        await consume_in_steps(
+            s,
+            s.topics.results,
+            s.ingest_group_id,
+            lambda consumer, commits: self._step(consumer, commits, stop),
+            stop,
+            "ingest commit failed (%s); events will be applied again",
+        )
 
     async def _step(
         self, consumer: AIOKafkaConsumer, commits: PeriodicCommits, stop: asyncio.Event

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from inferq.settings import KafkaSettings, ProcessSettings
+from inferq.settings import ProcessSettings
 
 DEFAULT_MAX_RESULT_BYTES = 1_000_000  # under Kafka's default message.max.bytes (1,048,588)
 
@@ -21,7 +21,7 @@ def _default_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class WorkerSettings(KafkaSettings, ProcessSettings):
+class WorkerSettings(ProcessSettings):
     model_repository: Path = Field(default=Path("models"))
     models: list[str] = Field(
         default_factory=list, description="models to serve; empty serves every model in the repo"

@@ -9,8 +9,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from inferq.commits import PeriodicCommits
-from inferq.connections import consumer_options
+from inferq.commits import PeriodicCommits, consume_in_steps
 from inferq.gaps import GapGuard, LostLogGuard
 from results_api.models import JobView
 from results_api.persist import stubbornly
@@ -69,21 +68,14 @@ class Dispatcher:
 
     async def _consume(self, stop: asyncio.Event) -> None:
         s = self._settings
-        consumer = AIOKafkaConsumer(s.topics.results, **consumer_options(s, s.webhook_group_id))
-        await consumer.start()
-        try:
-            commits = PeriodicCommits(
-                consumer,
-                s.commit_interval_ms,
-                "webhook dispatcher commit failed (%s); events are read again",
-            )
-            while not stop.is_set():
-                await self._step(consumer, commits, stop)
-                await commits.when_due()
-            # past the session timeout the group has let this member go anyway
-            await commits.last(s.session_timeout_ms / 1000)
-        finally:
-            await consumer.stop()
+        await consume_in_steps(
+            s,
+            s.topics.results,
+            s.webhook_group_id,
+            lambda consumer, commits: self._step(consumer, commits, stop),
+            stop,
+            "webhook dispatcher commit failed (%s); events are read again",
+        )
 
     async def _step(
         self, consumer: AIOKafkaConsumer, commits: PeriodicCommits, stop: asyncio.Event
