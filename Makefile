@@ -44,6 +44,7 @@ bench: models
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.idle
 	$(BIN)/python -m bench.hop
+	$(BIN)/python -m bench.outbox
 
 clean:
 	rm -rf $(VENV) models .mypy_cache .ruff_cache .pytest_cache

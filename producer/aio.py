@@ -10,7 +10,8 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from inferq.connections import producer_options
+from inferq.connections import MAX_REQUEST_BYTES, producer_options
+from inferq.outbox import Outbox
 from producer.requests import (
     BrokerUnavailable,
     Inputs,
@@ -44,6 +45,12 @@ class AsyncClient:
                 "linger_ms": settings.linger_ms,
                 "request_timeout_ms": int(settings.submit_timeout_s * 1000),
             }
+        )
+        self._outbox = Outbox(
+            self._producer,
+            batch_bytes=settings.producer_batch_bytes,
+            max_record_bytes=MAX_REQUEST_BYTES,
+            max_wait_s=settings.submit_timeout_s,
         )
         self._pending: set[asyncio.Future[Any]] = set()
         self._failed: list[asyncio.Future[Any]] = []
@@ -98,18 +105,16 @@ class AsyncClient:
         await self._send(cancel_records(self._topics, job_id, tenant=self.settings.tenant))
 
     async def _send(self, records: list[tuple[str, KafkaRecord]]) -> None:
-        for topic, record in records:
-            try:
-                future = await self._producer.send(
-                    topic, key=record.key, value=record.value, headers=record.headers
-                )
-            except KafkaError as exc:
+        futures = await self._outbox.put(records)
+        for (topic, _), future in zip(records, futures, strict=True):
+            if future.done() and (error := future.exception()) is not None:
                 raise BrokerUnavailable(
                     f"the broker did not take the record for {topic} within "
-                    f"{self.settings.submit_timeout_s:g} s (submit_timeout_s): {exc}"
-                ) from exc
-            self._pending.add(future)
-            future.add_done_callback(self._settled)
+                    f"{self.settings.submit_timeout_s:g} s (submit_timeout_s): {error}"
+                ) from error
+            if future not in self._pending:  # records of one batch share its future
+                self._pending.add(future)
+                future.add_done_callback(self._settled)
 
     def _settled(self, future: "asyncio.Future[Any]") -> None:
         self._pending.discard(future)

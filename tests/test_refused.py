@@ -11,6 +11,7 @@ from aiokafka.errors import (
 
 from inferq.connections import producer_options
 from inferq.devbroker import DevBroker
+from inferq.outbox import Outbox
 from inferq.settings import KafkaSettings
 from schemas import (
     Datatype,
@@ -27,7 +28,7 @@ from worker.deadletters import HEADER_VALUE_DROPPED, dead_letter
 from worker.delivery import Delivery, _unacknowledged
 from worker.offsets import OffsetTracker
 
-LIMIT = 4096  # the test producer's largest request
+LIMIT = 4096  # the largest record the test delivery sends
 
 
 def result(job_id: str, floats: int) -> KafkaRecord:
@@ -36,6 +37,12 @@ def result(job_id: str, floats: int) -> KafkaRecord:
         job_id=job_id, status=JobStatus.SUCCEEDED, model="m", outputs=[output], tenant="acme"
     )
     return encode_event(event)
+
+
+def outbox(producer: AIOKafkaProducer, max_record_bytes: int) -> Outbox:
+    return Outbox(
+        producer, batch_bytes=64 * 1024, max_record_bytes=max_record_bytes, max_wait_s=1.0
+    )
 
 
 class Fetched:
@@ -75,12 +82,12 @@ async def test_a_refused_result_becomes_a_failed_result_and_a_dead_letter_loses_
     prefix = unique_prefix()
     settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix=prefix)
     results, dlq = settings.topics.results, settings.topics.dlq
-    producer = AIOKafkaProducer(**{**producer_options(settings), "max_request_size": LIMIT})
+    producer = AIOKafkaProducer(**producer_options(settings))
     await producer.start()
     tracker = OffsetTracker()
     tracker.started(0, 7)
     try:
-        delivery = Delivery(producer, 8, tracker)
+        delivery = Delivery(outbox(producer, LIMIT), 8, tracker)
         letter = dead_letter(Fetched(b"x" * 2 * LIMIT), "malformed_record", "not JSON")
         outgoing = [
             (results, result("small", 4)),
@@ -138,20 +145,27 @@ def test_only_unacknowledged_records_go_again_and_refused_ones_are_replaced() ->
     # a failed or a running event refused for its size is given up: nothing says less
 
 
-async def test_a_passing_send_error_fails_the_rest_of_the_round_at_once(
+async def test_records_for_a_topic_without_metadata_fail_and_the_others_go(
     broker: DevBroker,
 ) -> None:
-    """The records after it go in the next round instead of each waiting out the same
-    timeout now (a send to a topic with no metadata waits `request_timeout_ms`)."""
+    """A topic whose partitions cannot be learned fails its records with that (passing)
+    error, for the next round; the records for other topics are sent meanwhile."""
     settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix="t")
     producer = AIOKafkaProducer(**{**producer_options(settings), "request_timeout_ms": 300})
     await producer.start()
     try:
-        delivery = Delivery(producer, 8, OffsetTracker())
-        outgoing = [("bad/topic", result("a", 1)), (settings.topics.results, result("b", 1))]
-        first, second = await delivery._send(outgoing)
+        delivery = Delivery(outbox(producer, LIMIT), 8, OffsetTracker())
+        outgoing = [
+            ("bad/topic", result("a", 1)),
+            (settings.topics.results, result("b", 1)),
+            ("bad/topic", result("c", 1)),
+        ]
+        first, second, third = await delivery._send(outgoing)
+        await second  # acknowledged: raises otherwise
     finally:
         await producer.stop()
+    stored = await read_all(broker.bootstrap_servers, settings.topics.results, 1)
+    assert [key for _, key in stored] == [b"b"]
     error = first.exception()
     assert isinstance(error, UnknownTopicOrPartitionError)
-    assert second.exception() is error  # not sent: failed with the same error, for the next round
+    assert third.exception() is error  # the topic was asked about once

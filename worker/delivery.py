@@ -11,9 +11,9 @@ import asyncio
 import logging
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from inferq.outbox import Outbox
 from inferq.retry import Backoff
 from schemas import JobEvent, KafkaRecord, encode_event
 from worker.offsets import OffsetTracker
@@ -25,6 +25,7 @@ Outgoing = tuple[str, KafkaRecord]
 Origin = tuple[Any, int]  # (partition, offset) of a fetched record
 
 RESEND = Backoff(first_s=0.1, max_s=5.0)  # no limit: a passing error never drops a result
+ROOM_WAIT_S = 40.0  # for room in a full batch (aiokafka's `send` waited its request timeout)
 
 
 def encoded(topic: str, event: JobEvent) -> Outgoing:
@@ -32,8 +33,8 @@ def encoded(topic: str, event: JobEvent) -> Outgoing:
 
 
 class Delivery:
-    def __init__(self, producer: AIOKafkaProducer, max_in_flight: int, tracker: OffsetTracker):
-        self._producer = producer
+    def __init__(self, outbox: Outbox, max_in_flight: int, tracker: OffsetTracker):
+        self._outbox = outbox
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tracker = tracker
         self._tasks: set[asyncio.Task[None]] = set()
@@ -50,30 +51,13 @@ class Delivery:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, outgoing: list[Outgoing]) -> list["asyncio.Future[Any]"]:
-        # One `send` per record, each with its own future: a record refused for good is
-        # told apart from the rest, and only the records not acknowledged are sent again.
-        # A passing error raised by `send` itself (no room in the producer's queue within its
-        # timeout) fails the rest of the list at once: they go in the next round, instead of
-        # each waiting out the same timeout now.
-        futures: list[asyncio.Future[Any]] = []
-        passing: KafkaError | None = None
-        for topic, r in outgoing:
-            if passing is not None:
-                futures.append(_failed(passing))
-                continue
-            try:
-                sent = await self._producer.send(
-                    topic, key=r.key or None, value=r.value, headers=r.headers
-                )
-            except KafkaError as exc:  # refused before sending: too large, or no room in time
-                sent = _failed(exc)
-                passing = None if is_permanent(exc) else exc
-            futures.append(sent)
-        return futures
+    async def _send(self, outgoing: list[Outgoing]) -> list["asyncio.Future[None]"]:
+        # A record over the size limit fails on its own, before it is sent; the others share
+        # their batch's answer, and only the records not acknowledged are sent again.
+        return await self._outbox.put(outgoing)
 
     async def _settle(
-        self, futures: list["asyncio.Future[Any]"], outgoing: list[Outgoing], origins: list[Origin]
+        self, futures: list["asyncio.Future[None]"], outgoing: list[Outgoing], origins: list[Origin]
     ) -> None:
         try:
             pauses = RESEND.pauses()
@@ -99,12 +83,6 @@ class Delivery:
         """Wait until everything sent so far is acknowledged."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
-
-
-def _failed(error: KafkaError) -> "asyncio.Future[Any]":
-    failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    failed.set_exception(error)
-    return failed
 
 
 def _unacknowledged(

@@ -16,7 +16,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from inferq.connections import MAX_REQUEST_BYTES
 from inferq.gaps import GapGuard, LostLogGuard
+from inferq.outbox import Outbox
 from inferq.retry import Backoff
 from schemas import ErrorCode, JobEvent, JobStatus, utcnow
 from schemas.codec import KafkaRecord
@@ -24,7 +26,7 @@ from schemas.topics import Topics
 from worker.batcher import Batcher
 from worker.cancels import Cancellations
 from worker.deadletters import dead_letter
-from worker.delivery import Delivery, Outgoing, encoded
+from worker.delivery import ROOM_WAIT_S, Delivery, Outgoing, encoded
 from worker.execute import run_batch
 from worker.jobs import Job, Rejected, expired_event, failed_event, job_id_from_key, prepare
 from worker.offsets import OffsetTracker
@@ -82,7 +84,13 @@ class ModelPipeline:
         self.batcher: Batcher[Job] = Batcher(
             settings.max_batch_size, settings.max_wait_ms, settings.max_buffered_jobs
         )
-        self.delivery = Delivery(producer, settings.max_in_flight_batches, self.tracker)
+        outbox = Outbox(
+            producer,
+            batch_bytes=settings.producer_batch_bytes,
+            max_record_bytes=MAX_REQUEST_BYTES,
+            max_wait_s=ROOM_WAIT_S,
+        )
+        self.delivery = Delivery(outbox, settings.max_in_flight_batches, self.tracker)
         self._drained = asyncio.Event()
         self.rerun = Backoff(first_s=0.05, max_s=1.0, retries=settings.inference_retries)
 
