@@ -8,8 +8,11 @@ call, 3.6-4.5 fed 256 (`python -m bench.outbox`), and the broker no more.
 An `Outbox` keeps one open batch per partition; the records put while the
 partition's previous batch waits for the broker join the open one, so batches grow with
 the load as aiokafka's own do. A record's acknowledgement is its batch's: every record of
-a batch succeeds or fails with it, as in aiokafka (a batch travels in one produce request).
-Records of one partition are sent in the order they were put.
+a batch succeeds or fails with it, as in aiokafka (a batch travels in one produce request),
+so an open batch is closed before a record would take it past `batch_bytes` (counted with
+aiokafka's upper bound of a record's size): it always fits one aiokafka batch, and a
+record over `batch_bytes` travels alone. Records of one partition are sent in the order
+they were put.
 """
 
 import asyncio
@@ -36,9 +39,10 @@ class _Open:
 
 
 class Outbox:
-    """Batches for `producer`: an open batch takes records up to `batch_bytes` (then `put`
-    waits for the sender to take it, at most `max_wait_s`: the bound on what waits here);
-    a record over `max_record_bytes` is refused."""
+    """Batches for `producer`, whose `max_batch_size` must be `batch_bytes`: per partition,
+    one open batch, one the sender is handing over, and what aiokafka holds (one queued, one
+    with the broker). A record that finds the open batch full waits for the sender to take
+    it, at most `max_wait_s`; a record over `max_record_bytes` is refused."""
 
     def __init__(
         self,
@@ -61,6 +65,7 @@ class Outbox:
         one for a topic whose partitions cannot be learned, or one that found its batch
         full for `max_wait_s`, fails at once."""
         partitions: dict[str, list[int] | KafkaError] = {}
+        stalled: dict[Destination, KafkaTimeoutError] = {}  # later records fail at once
         futures: list[asyncio.Future[None]] = []
         for topic, record in records:
             known = partitions.get(topic)
@@ -71,11 +76,19 @@ class Outbox:
             )
             if isinstance(known, KafkaError):
                 futures.append(_failed(known))
-            elif size > self._max_record_bytes:
+                continue
+            if size > self._max_record_bytes:
                 futures.append(_failed(_too_large(size)))
-            else:
-                destination = (topic, place(record.key or None, known, known))
+                continue
+            destination = (topic, place(record.key or None, known, known))
+            if destination in stalled:
+                futures.append(_failed(stalled[destination]))
+                continue
+            try:
                 futures.append(await self._join(destination, record, size))
+            except KafkaTimeoutError as exc:
+                stalled[destination] = exc
+                futures.append(_failed(exc))
         return futures
 
     async def _partitions(self, topic: str) -> list[int] | KafkaError:
@@ -88,14 +101,14 @@ class Outbox:
         self, destination: Destination, record: KafkaRecord, size: int
     ) -> "asyncio.Future[None]":
         while (waiting := self._open.get(destination)) is not None:
-            if waiting.bytes < self._batch_bytes:
+            if waiting.bytes + size <= self._batch_bytes:
                 break
             try:
                 await asyncio.wait_for(waiting.taken.wait(), self._max_wait_s)
-            except TimeoutError:
-                return _failed(
-                    KafkaTimeoutError(f"no room for the record within {self._max_wait_s:g} s")
-                )
+            except TimeoutError as exc:
+                raise KafkaTimeoutError(
+                    f"no room for the record within {self._max_wait_s:g} s"
+                ) from exc
         else:
             waiting = self._open[destination] = _Open()
         waiting.records.append(record)
@@ -113,11 +126,9 @@ class Outbox:
             while (waiting := self._open.pop(destination, None)) is not None:
                 waiting.taken.set()
                 try:
-                    sent = [
-                        await self._producer.send_batch(batch, topic, partition=partition)
-                        for batch in self._batches(waiting.records)
-                    ]
-                except KafkaError as exc:
+                    batch = self._batch(waiting.records)
+                    sent = await self._producer.send_batch(batch, topic, partition=partition)
+                except Exception as exc:  # a KafkaError passes; any other is a bug, told
                     waiting.acknowledged.set_exception(exc)
                     continue
                 except BaseException:
@@ -126,42 +137,51 @@ class Outbox:
                 _follow(waiting.acknowledged, sent)
         finally:
             del self._senders[destination]
+            left = self._open.pop(destination, None)  # only when cancelled
+            if left is not None:
+                left.taken.set()
+                left.acknowledged.cancel()
 
-    def _batches(self, records: list[KafkaRecord]) -> list[object]:
-        """The records in as few batches as the producer's `max_batch_size` allows."""
+    def _batch(self, records: list[KafkaRecord]) -> object:
         batch = self._producer.create_batch()
-        batches = [batch]
         for record in records:
-            key = record.key or None
             appended = batch.append(
-                key=key, value=record.value, timestamp=None, headers=record.headers
+                key=record.key or None, value=record.value, timestamp=None, headers=record.headers
             )
-            if appended is not None:
-                continue
-            batch = self._producer.create_batch()  # full: the record starts the next one
-            batches.append(batch)
-            batch.append(key=key, value=record.value, timestamp=None, headers=record.headers)
-        return batches
+            if appended is None:  # `put` counts sizes so that this cannot happen
+                raise ValueError(
+                    f"{len(records)} records overflow a batch: is the producer's "
+                    f"max_batch_size smaller than batch_bytes ({self._batch_bytes})?"
+                )
+        return batch
+
+    async def close(self) -> None:
+        """Stop sending: the records not handed to aiokafka yet are cancelled. (Call it
+        before stopping the producer, which would not send a batch handed over after.)"""
+        senders = list(self._senders.values())
+        for sender in senders:
+            sender.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
+        for waiting in self._open.values():
+            waiting.taken.set()
+            waiting.acknowledged.cancel()
+        self._open.clear()
 
 
-def _follow(target: "asyncio.Future[None]", sent: list["asyncio.Future[object]"]) -> None:
-    """Finish `target` as the batches in `sent` finish: done when all are, failed with the
-    first error."""
-    every = asyncio.gather(*sent, return_exceptions=True)
+def _follow(target: "asyncio.Future[None]", sent: "asyncio.Future[object]") -> None:
+    """Finish `target` as aiokafka's future of its batch finishes."""
 
-    def done(answers: "asyncio.Future[list[object]]") -> None:
+    def done(answer: "asyncio.Future[object]") -> None:
         if target.done():
             return
-        if answers.cancelled():
+        if answer.cancelled():
             target.cancel()
-            return
-        errors = [a for a in answers.result() if isinstance(a, BaseException)]
-        if errors:
-            target.set_exception(errors[0])
+        elif (error := answer.exception()) is not None:
+            target.set_exception(error)
         else:
             target.set_result(None)
 
-    every.add_done_callback(done)
+    sent.add_done_callback(done)
 
 
 def _failed(error: KafkaError) -> "asyncio.Future[None]":

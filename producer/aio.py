@@ -106,15 +106,19 @@ class AsyncClient:
 
     async def _send(self, records: list[tuple[str, KafkaRecord]]) -> None:
         futures = await self._outbox.put(records)
+        refused: list[tuple[str, BaseException]] = []
         for (topic, _), future in zip(records, futures, strict=True):
             if future.done() and (error := future.exception()) is not None:
-                raise BrokerUnavailable(
-                    f"the broker did not take the record for {topic} within "
-                    f"{self.settings.submit_timeout_s:g} s (submit_timeout_s): {error}"
-                ) from error
-            if future not in self._pending:  # records of one batch share its future
+                refused.append((topic, error))
+            elif future not in self._pending:  # records of one batch share its future
                 self._pending.add(future)
                 future.add_done_callback(self._settled)
+        if refused:  # the others are on their way: `flush` waits for them
+            topic, error = refused[0]
+            raise BrokerUnavailable(
+                f"the broker did not take the record for {topic} within "
+                f"{self.settings.submit_timeout_s:g} s (submit_timeout_s): {error}"
+            ) from error
 
     def _settled(self, future: "asyncio.Future[Any]") -> None:
         self._pending.discard(future)
@@ -151,6 +155,7 @@ class AsyncClient:
             await self.flush()
         finally:
             try:
+                await self._outbox.close()
                 await self._producer.stop()
             finally:
                 if self._http is not None:

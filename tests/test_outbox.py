@@ -12,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaTimeoutError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from inferq.connections import producer_options
 from inferq.devbroker import DevBroker
@@ -82,38 +83,80 @@ async def test_records_put_one_by_one_share_batches_and_arrive_in_order(
     assert numbers(await values(broker.bootstrap_servers, topic, 300)) == list(range(300))
 
 
-async def test_a_batch_larger_than_the_producers_is_sent_in_several(broker: DevBroker) -> None:
+def estimate(r: KafkaRecord) -> int:
+    size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(r.key, r.value, r.headers)
+    return size
+
+
+async def test_a_batch_closes_before_it_would_overflow_and_a_large_record_goes_alone(
+    broker: DevBroker,
+) -> None:
+    """Each open batch fits one aiokafka batch of the producer's size (a record that would
+    not fit overflows it: `ValueError`), so a batch's acknowledgement is its records' own."""
     async with one_partition(broker, max_batch_size=1024) as (topic, producer):
-        outbox = Outbox(producer, batch_bytes=1 << 20, max_record_bytes=1 << 20, max_wait_s=10)
-        futures = await outbox.put([(topic, record(i, size=200)) for i in range(50)])
-        assert len(set(futures)) == 1  # one open batch took them all
-        await futures[0]
+        outbox = Outbox(producer, batch_bytes=1024, max_record_bytes=1 << 20, max_wait_s=10)
+        records = [record(i, size=3000 if i == 20 else 200) for i in range(50)]
+        futures = await outbox.put([(topic, r) for r in records])
+        await asyncio.gather(*futures)
+    batches: dict[asyncio.Future[None], list[KafkaRecord]] = {}
+    for r, future in zip(records, futures, strict=True):
+        batches.setdefault(future, []).append(r)
+    assert batches[futures[20]] == [records[20]]  # the large record: a batch of its own
+    assert len(batches) > 2
+    assert all(sum(map(estimate, rs)) <= 1024 for f, rs in batches.items() if f is not futures[20])
     assert numbers(await values(broker.bootstrap_servers, topic, 50)) == list(range(50))
+
+
+async def put_while_frozen(
+    broker: DevBroker, outbox: Outbox, topic: str, count: int
+) -> list[asyncio.Future[None]]:
+    """Put `count` records in one call with the broker stopped (SIGSTOP), then wake it."""
+    assert broker.pid is not None
+    os.kill(broker.pid, signal.SIGSTOP)
+    try:
+        return await outbox.put([(topic, record(i)) for i in range(count)])
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
 
 
 async def test_put_waits_for_room_and_fails_after_max_wait_s_while_the_broker_is_frozen() -> None:
     """What waits in the outbox is bounded: with the broker not answering, the partition's
-    batches stop moving, and a record that finds the open batch full fails after `max_wait_s`
-    with a passing error. The records taken before it are all delivered once it answers."""
+    batches stop moving, and the record that finds the open batch full fails after
+    `max_wait_s` with a passing error, the rest of the call's records for that partition at
+    once with it. The records taken before are all delivered once the broker answers."""
     with DevBroker() as broker:
         async with one_partition(broker) as (topic, producer):
+            await producer.partitions_for(topic)  # known before the broker stops
             outbox = Outbox(producer, batch_bytes=1024, max_record_bytes=1 << 20, max_wait_s=0.5)
-            assert broker.pid is not None
-            os.kill(broker.pid, signal.SIGSTOP)
-            try:
-                taken: list[asyncio.Future[None]] = []
-                for i in range(200):
-                    (future,) = await outbox.put([(topic, record(i))])
-                    if future.done():
-                        break
-                    taken.append(future)
-            finally:
-                os.kill(broker.pid, signal.SIGCONT)
+            futures = await put_while_frozen(broker, outbox, topic, 200)
+            taken = [f for f in futures if not f.done()]
+            refused = futures[len(taken) :]
+            assert all(f.done() for f in refused)  # the first refused ends what was taken
+            errors = {id(f.exception()) for f in refused}
+            assert len(errors) == 1  # one wait, one error: the others failed at once
             with pytest.raises(KafkaTimeoutError, match=r"no room for the record within 0\.5 s"):
-                future.result()
-            # 10 records of 100 bytes fill a 1 KiB batch; one batch is away, one queued in
-            # the producer, one waiting for its turn, one open: no more were taken.
-            assert len(taken) <= 4 * 11
+                refused[0].result()
+            # batches of `per` records: one with the broker, one queued in the producer,
+            # one being handed over, one open; no more were taken
+            per = 1024 // estimate(record(0))
+            assert per < len(taken) <= 4 * per
             await asyncio.gather(*taken)
         read = await values(broker.bootstrap_servers, topic, len(taken))
     assert numbers(read) == list(range(len(taken)))
+
+
+async def test_close_cancels_what_was_not_handed_over() -> None:
+    with DevBroker() as broker:
+        async with one_partition(broker) as (topic, producer):
+            await producer.partitions_for(topic)
+            outbox = Outbox(producer, batch_bytes=1024, max_record_bytes=1 << 20, max_wait_s=0.5)
+            futures = await put_while_frozen(broker, outbox, topic, 200)
+            taken = [f for f in futures if not f.done()]
+            assert all(isinstance(f.exception(), KafkaTimeoutError) for f in futures[len(taken) :])
+            await outbox.close()
+            cancelled = [f for f in taken if f.cancelled()]
+            # the open batch, full when the wait for room ran out, and the batch the sender
+            # was handing over: the last records taken
+            assert cancelled
+            assert taken[len(taken) - len(cancelled) :] == cancelled
+            await futures[0]  # with the broker before: aiokafka delivers it

@@ -14,8 +14,10 @@ from schemas import DecodeError, ErrorCode, ErrorInfo, JobStatus, KafkaRecord, d
 from schemas.codec import encode_event
 from worker.deadletters import HEADER_ERROR_CODE, HEADER_VALUE_DROPPED
 
-# Refusals of one record for its size. (A CRC failure or a policy violation is told of a
-# whole batch, good records with it, and may pass: those are sent again.)
+# Refusals of one record for its size: the outbox puts a record that would take a batch
+# past INFERQ_PRODUCER_BATCH_BYTES, which must stay under the broker's limit, in a batch
+# of its own. (A CRC failure or a policy violation is told of a whole batch, good records
+# with it, and may pass: those are sent again.)
 PERMANENT = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
