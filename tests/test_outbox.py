@@ -16,7 +16,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from inferq.connections import producer_options
 from inferq.devbroker import DevBroker
-from inferq.outbox import Outbox
+from inferq.outbox import BATCH_HEADER_BYTES, Outbox
 from inferq.settings import KafkaSettings
 from schemas import KafkaRecord
 from tests.support import eventually, unique_prefix
@@ -103,7 +103,11 @@ async def test_a_batch_closes_before_it_would_overflow_and_a_large_record_goes_a
         batches.setdefault(future, []).append(r)
     assert batches[futures[20]] == [records[20]]  # the large record: a batch of its own
     assert len(batches) > 2
-    assert all(sum(map(estimate, rs)) <= 1024 for f, rs in batches.items() if f is not futures[20])
+    assert all(
+        BATCH_HEADER_BYTES + sum(estimate(r) - BATCH_HEADER_BYTES for r in rs) <= 1024
+        for future, rs in batches.items()
+        if future is not futures[20]
+    )
     assert numbers(await values(broker.bootstrap_servers, topic, 50)) == list(range(50))
 
 
@@ -138,7 +142,7 @@ async def test_put_waits_for_room_and_fails_after_max_wait_s_while_the_broker_is
                 refused[0].result()
             # batches of `per` records: one with the broker, one queued in the producer,
             # one being handed over, one open; no more were taken
-            per = 1024 // estimate(record(0))
+            per = (1024 - BATCH_HEADER_BYTES) // (estimate(record(0)) - BATCH_HEADER_BYTES)
             assert per < len(taken) <= 4 * per
             await asyncio.gather(*taken)
         read = await values(broker.bootstrap_servers, topic, len(taken))
