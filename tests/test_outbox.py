@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from inferq.connections import producer_options
@@ -81,6 +81,23 @@ async def test_records_put_one_by_one_share_batches_and_arrive_in_order(
         await asyncio.gather(*futures)  # raises if any batch failed
     assert 1 < len(set(futures)) < 300  # the records of a batch share its acknowledgement
     assert numbers(await values(broker.bootstrap_servers, topic, 300)) == list(range(300))
+
+
+async def test_records_for_a_topic_without_metadata_fail_and_the_others_go(
+    broker: DevBroker,
+) -> None:
+    """A topic whose partitions cannot be learned fails its records with that (passing)
+    error, for the sender's next round; the records for other topics go meanwhile."""
+    async with one_partition(broker, request_timeout_ms=300) as (topic, producer):
+        outbox = Outbox(producer, batch_bytes=4096, max_record_bytes=1 << 20, max_wait_s=10)
+        first, second, third = await outbox.put(
+            [("bad/topic", record(0)), (topic, record(1)), ("bad/topic", record(2))]
+        )
+        await second  # acknowledged: raises otherwise
+    assert numbers(await values(broker.bootstrap_servers, topic, 1)) == [1]
+    error = first.exception()
+    assert isinstance(error, UnknownTopicOrPartitionError)
+    assert third.exception() is error  # the topic was asked about once
 
 
 def estimate(r: KafkaRecord) -> int:

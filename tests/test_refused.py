@@ -6,7 +6,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import (
     KafkaConnectionError,
     MessageSizeTooLargeError,
-    UnknownTopicOrPartitionError,
 )
 
 from inferq.connections import producer_options
@@ -143,29 +142,3 @@ def test_only_unacknowledged_records_go_again_and_refused_ones_are_replaced() ->
     instead = decode_event(again[1][1].value)  # the large result's replacement
     assert (instead.job_id, instead.status) == ("large", JobStatus.FAILED)
     # a failed or a running event refused for its size is given up: nothing says less
-
-
-async def test_records_for_a_topic_without_metadata_fail_and_the_others_go(
-    broker: DevBroker,
-) -> None:
-    """A topic whose partitions cannot be learned fails its records with that (passing)
-    error, for the next round; the records for other topics are sent meanwhile."""
-    settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix="t")
-    producer = AIOKafkaProducer(**{**producer_options(settings), "request_timeout_ms": 300})
-    await producer.start()
-    try:
-        delivery = Delivery(outbox(producer, LIMIT), 8, OffsetTracker())
-        outgoing = [
-            ("bad/topic", result("a", 1)),
-            (settings.topics.results, result("b", 1)),
-            ("bad/topic", result("c", 1)),
-        ]
-        first, second, third = await delivery._send(outgoing)
-        await second  # acknowledged: raises otherwise
-    finally:
-        await producer.stop()
-    stored = await read_all(broker.bootstrap_servers, settings.topics.results, 1)
-    assert [key for _, key in stored] == [b"b"]
-    error = first.exception()
-    assert isinstance(error, UnknownTopicOrPartitionError)
-    assert third.exception() is error  # the topic was asked about once

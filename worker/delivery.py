@@ -43,18 +43,13 @@ class Delivery:
         """Send now (in order); acknowledge in the background, at most `max_in_flight` at once."""
         await self._slots.acquire()
         try:
-            futures = await self._send(outgoing)
+            futures = await self._outbox.put(outgoing)
         except BaseException:
             self._slots.release()
             raise
         task = asyncio.create_task(self._settle(futures, outgoing, origins))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _send(self, outgoing: list[Outgoing]) -> list["asyncio.Future[None]"]:
-        # A record over the size limit fails on its own, before it is sent; the others share
-        # their batch's answer, and only the records not acknowledged are sent again.
-        return await self._outbox.put(outgoing)
 
     async def _settle(
         self, futures: list["asyncio.Future[None]"], outgoing: list[Outgoing], origins: list[Origin]
@@ -73,7 +68,7 @@ class Delivery:
                         pause,
                     )
                     await asyncio.sleep(pause)
-                    futures = await self._send(outgoing)
+                    futures = await self._outbox.put(outgoing)
             for partition, offset in origins:
                 self._tracker.finished(partition, offset)
         finally:
