@@ -19,23 +19,15 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.processes import process_cpu_s
+from inferq.admin import ensure_topics
 from inferq.devbroker import DevBroker
+from inferq.settings import KafkaSettings
 
 TOPIC = "bench-hop"
 STAMP = struct.Struct("<d")  # the record's value: time.monotonic() at send
 GIVE_UP_S = 60.0  # on the warm-up, and on the records after the last one is sent
-
-
-async def create_topic(bootstrap: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(TOPIC, partitions, 1)])
-    finally:
-        await admin.close()
 
 
 async def read(consumer: AIOKafkaConsumer, records: int, latencies: list[float]) -> None:
@@ -57,7 +49,7 @@ async def hop(args: argparse.Namespace, wait_ms: int) -> dict[str, Any]:
         if pid is None:
             raise RuntimeError("the development broker is not running")
         bootstrap = broker.bootstrap_servers
-        await create_topic(bootstrap, args.partitions)
+        await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), {TOPIC: args.partitions})
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
         consumer = AIOKafkaConsumer(
             TOPIC,

@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.processes import process_cpu_s
+from inferq.admin import ensure_topics
 from inferq.connections import MAX_REQUEST_BYTES, producer_options
 from inferq.devbroker import DevBroker
 from inferq.outbox import Outbox
@@ -67,13 +67,8 @@ async def run(args: argparse.Namespace) -> None:
         if pid is None:
             raise RuntimeError("the development broker is not running")
         topics = [f"bench-outbox-{i}" for i in range(args.rounds * len(WAYS))]
-        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in topics])
-        finally:
-            await admin.close()
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        await ensure_topics(settings, dict.fromkeys(topics, PARTITIONS))
         producer = AIOKafkaProducer(**producer_options(settings))
         await producer.start()
         try:

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from inferq.admin import ensure_topics
 from inferq.connections import producer_options
 from inferq.devbroker import DevBroker
 from inferq.outbox import BATCH_HEADER_BYTES, Outbox
@@ -34,13 +34,8 @@ async def one_partition(
 ) -> AsyncIterator[tuple[str, AIOKafkaProducer]]:
     """A topic of one partition, and a producer started for it."""
     topic = unique_prefix()
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        await admin.close()
     settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    await ensure_topics(settings, {topic: 1})
     started = AIOKafkaProducer(**{**producer_options(settings), **producer})
     await started.start()
     try:
