@@ -4,12 +4,12 @@ keeping each worker's latest; a worker silent for three of its intervals is gone
 import asyncio
 import logging
 from datetime import timedelta
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from inferq.connections import aiokafka_options
+from inferq.fetching import getmany
 from results_api.settings import ApiSettings
 from schemas import utcnow
 from schemas.catalog import Announcement, ServedModel
@@ -38,7 +38,7 @@ class ModelDirectory:
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             while not stop.is_set():
-                fetched: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=200)
+                fetched = await getmany(consumer, timeout_ms=200)
                 for records in fetched.values():
                     for record in records:
                         self._note(record.value)

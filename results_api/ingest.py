@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from inferq.commits import PeriodicCommits, consume_in_steps
+from inferq.fetching import getmany
 from inferq.gaps import GapGuard, LostLogGuard
 from results_api.persist import stubbornly
 from results_api.restart import restarting
@@ -61,7 +62,7 @@ class Ingestor:
         self, consumer: AIOKafkaConsumer, commits: PeriodicCommits, stop: asyncio.Event
     ) -> None:
         started = time.monotonic()
-        fetched: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=self._fetch_timeout_ms)
+        fetched = await getmany(consumer, timeout_ms=self._fetch_timeout_ms)
         self.assigned = bool(consumer.assignment())
         if not fetched:
             lost = await self._lost_logs.rewind(consumer)

@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from inferq.connections import consumer_options
+from inferq.fetching import getmany
 from results_api.ingest import decode_heads, winners
 from results_api.settings import ApiSettings
 from results_api.store import ResultStore, open_store
@@ -41,7 +42,7 @@ async def replay(settings: ApiSettings, store: ResultStore) -> int:
         ends: dict[Any, int] = await consumer.end_offsets(partitions)
         applied = 0
         while unread := [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            fetched = await consumer.getmany(*unread, timeout_ms=FETCH_TIMEOUT_MS)
+            fetched = await getmany(consumer, *unread, timeout_ms=FETCH_TIMEOUT_MS)
             events = [event for records in fetched.values() for event in decode_heads(records)]
             await store.apply_encoded(winners(events))
             applied += len(events)

@@ -144,3 +144,22 @@ async def read_all(bootstrap: str, topic: str, count: int) -> list[tuple[int, by
         return await eventually(everything)
     finally:
         await consumer.stop()
+
+
+async def dead_letters(settings: WorkerSettings, count: int) -> list[Any]:
+    """The records of the dead-letter topic, once there are at least `count`."""
+    letters = AIOKafkaConsumer(
+        settings.topics.dlq,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await letters.start()
+    try:
+        got: list[Any] = []
+        async with asyncio.timeout(30):
+            while len(got) < count:
+                got += [r for rs in (await letters.getmany(timeout_ms=100)).values() for r in rs]
+        return got
+    finally:
+        await letters.stop()

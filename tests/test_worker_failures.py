@@ -1,15 +1,13 @@
 """Bad input gets a failed result (and the dead-letter topic), and the worker goes on."""
 
-import asyncio
-
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from inferq.demo_models import dataset
 from producer import AsyncClient, ProducerSettings
 from results_api.settings import ApiSettings
 from schemas import InferenceRequest, Tensor, encode_request
-from tests.support import running_api, running_worker, wait_terminal
+from tests.support import dead_letters, running_api, running_worker, wait_terminal
 from worker import Worker, WorkerSettings
 
 
@@ -41,18 +39,7 @@ async def test_malformed_record_fails_the_job_and_is_dead_lettered(
     assert job["status"] == "failed"
     assert job["error"] == {"code": "malformed_record", "message": "record value is not valid JSON"}
 
-    letters = AIOKafkaConsumer(
-        worker_settings.topics.dlq,
-        bootstrap_servers=worker_settings.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await letters.start()
-    try:
-        async with asyncio.timeout(30):
-            record = await letters.getone()
-    finally:
-        await letters.stop()
+    [record] = await dead_letters(worker_settings, 1)
     headers = dict(record.headers)
     assert record.key == b"broken-1"
     assert record.value == b"{this is not json"

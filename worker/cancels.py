@@ -18,6 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from inferq.fetching import getmany
 from inferq.gaps import LostLogGuard
 from schemas import DecodeError, decode_cancel
 
@@ -45,7 +46,7 @@ class Cancellations:
         """Read cancellations until `stop` is set; `caught_up` is set at the log end."""
         lost_logs = LostLogGuard()
         while not stop.is_set():
-            fetched: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=100)
+            fetched = await getmany(consumer, timeout_ms=100)
             if not fetched:
                 await lost_logs.rewind(consumer)
             for records in fetched.values():

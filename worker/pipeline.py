@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 from inferq.connections import MAX_REQUEST_BYTES
+from inferq.fetching import UnreadableRecord, getmany
 from inferq.gaps import GapGuard, LostLogGuard
 from inferq.outbox import Outbox
 from inferq.retry import Backoff
@@ -107,8 +108,8 @@ class ModelPipeline:
     async def _fetch(self, stop: asyncio.Event) -> None:
         try:
             while not stop.is_set():
-                fetched: dict[Any, list[Any]] = await self.consumer.getmany(
-                    timeout_ms=100, max_records=self.settings.max_poll_records
+                fetched = await getmany(
+                    self.consumer, timeout_ms=100, max_records=self.settings.max_poll_records
                 )
                 if not fetched:
                     lost = await self.lost_logs.rewind(self.consumer)
@@ -147,6 +148,9 @@ class ModelPipeline:
         await self.delivery.send(outgoing, [origin])
 
     def _prepare(self, record: Any) -> Job | Rejected:
+        if isinstance(record, UnreadableRecord):
+            message = f"the Kafka client cannot parse this record: {record.error}"
+            return Rejected(ErrorCode.MALFORMED_RECORD, message, None, undecodable=True)
         worker = self.settings.worker_name
         try:
             return prepare(record.key, record.value, record.headers, self.repository, worker=worker)

@@ -10,6 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from inferq.commits import PeriodicCommits, consume_in_steps
+from inferq.fetching import getmany
 from inferq.gaps import GapGuard, LostLogGuard
 from results_api.models import JobView
 from results_api.persist import stubbornly
@@ -80,7 +81,7 @@ class Dispatcher:
     async def _step(
         self, consumer: AIOKafkaConsumer, commits: PeriodicCommits, stop: asyncio.Event
     ) -> None:
-        fetched: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=500)
+        fetched = await getmany(consumer, timeout_ms=500)
         self.assigned = bool(consumer.assignment())
         if not fetched:
             lost = await self._lost_logs.rewind(consumer)
