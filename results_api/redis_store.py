@@ -123,12 +123,14 @@ class RedisStore:
         """Nothing to do: every key expires by itself."""
         return 0
 
-    async def watch(self, notify: Callable[[list[str]], None], stop: asyncio.Event) -> None:
+    async def watch(
+        self, notify: Callable[[list[str]], None], resync: Callable[[], None], stop: asyncio.Event
+    ) -> None:
         pauses = RESUBSCRIBE.pauses()
         while not stop.is_set():
             subscribed = asyncio.Event()
             try:
-                await _until(stop, self._listen(notify, subscribed))
+                await _until(stop, self._listen(notify, resync, subscribed))
             except (redis_errors.RedisError, OSError) as exc:
                 if subscribed.is_set():
                     pauses = RESUBSCRIBE.pauses()  # it worked for a while: start over
@@ -144,11 +146,17 @@ class RedisStore:
                     async with asyncio.timeout(pause):
                         await stop.wait()
 
-    async def _listen(self, notify: Callable[[list[str]], None], subscribed: asyncio.Event) -> None:
+    async def _listen(
+        self,
+        notify: Callable[[list[str]], None],
+        resync: Callable[[], None],
+        subscribed: asyncio.Event,
+    ) -> None:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         async with contextlib.aclosing(pubsub):
             await pubsub.subscribe(self.channel)
             subscribed.set()
+            resync()  # what was published while no one listened is lost: read again
             async for message in pubsub.listen():
                 if message["type"] != "message":
                     continue

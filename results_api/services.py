@@ -82,7 +82,9 @@ async def running_services(settings: ApiSettings) -> AsyncIterator[Services]:
             asyncio.create_task(ingestor.run(stop), name="inferq-ingest"),
             asyncio.create_task(directory.run(stop), name="inferq-models"),
             asyncio.create_task(broker.run(stop), name="inferq-broker-watch"),
-            asyncio.create_task(store.watch(waiters.notify, stop), name="inferq-store-watch"),
+            asyncio.create_task(
+                store.watch(waiters.notify, waiters.wake_all, stop), name="inferq-store-watch"
+            ),
             asyncio.create_task(
                 purge_periodically(store, webhooks, settings.result_retention_s, stop),
                 name="inferq-purge",

@@ -124,7 +124,9 @@ class SQLiteStore:
 
         return await self._call(purge)
 
-    async def watch(self, notify: Callable[[list[str]], None], stop: asyncio.Event) -> None:
+    async def watch(
+        self, notify: Callable[[list[str]], None], resync: Callable[[], None], stop: asyncio.Event
+    ) -> None:
         """One node, one process: nobody else changes this store."""
         await stop.wait()
 

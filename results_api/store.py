@@ -48,9 +48,13 @@ class ResultStore(Protocol):
     async def purge_expired(self) -> int:
         """Delete the jobs whose retention has expired; returns how many were deleted."""
 
-    async def watch(self, notify: Callable[[list[str]], None], stop: asyncio.Event) -> None:
+    async def watch(
+        self, notify: Callable[[list[str]], None], resync: Callable[[], None], stop: asyncio.Event
+    ) -> None:
         """Until `stop` is set, call `notify` with the ids of the jobs that another process
-        changed in this store."""
+        changed in this store, and `resync` each time it starts to listen: changes made
+        before then (while the feed was away) are not known, so every waiter should read
+        the store again."""
 
     async def ping(self) -> None: ...
 

@@ -35,3 +35,9 @@ class JobWaiters:
         for job_id in job_ids:
             for event in self._watchers.get(job_id, ()):
                 event.set()
+
+    def wake_all(self) -> None:
+        """Wake every waiter: news of any job may have been missed."""
+        for watchers in self._watchers.values():
+            for event in watchers:
+                event.set()

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -185,10 +185,20 @@ async def test_watch_subscribes_again_after_a_dropped_connection(
     async def listening_again() -> bool | None:
         return True if await listeners() not in ([], [dropped]) else None
 
+    def resyncs(count: int) -> Callable[[], Awaitable[bool | None]]:
+        async def reached() -> bool | None:
+            return True if notified.resyncs >= count else None
+
+        return reached
+
     async with watching(watcher, redis) as notified:
         (dropped,) = await listeners()
+        await eventually(resyncs(1), within_s=BOUND_S)  # on subscribing
         assert await redis.client_kill_filter(_id=dropped) == 1
         await eventually(listening_again, within_s=BOUND_S)
+        # what was published while no one listened is lost: every waiter reads again
+        await eventually(resyncs(2), within_s=BOUND_S)
+        assert notified.resyncs == 2
         await writer.apply([succeeded("after-the-drop")])
         assert await notified.next() == ["after-the-drop"]
 
@@ -235,6 +245,14 @@ async def test_notify_wakes_every_watcher_of_that_job_only() -> None:
         assert (a1.is_set(), a2.is_set(), b.is_set()) == (True, True, False)
         assert waiters.watched == 2
     assert waiters.watched == 0  # nothing left behind
+
+
+async def test_wake_all_wakes_every_watcher() -> None:
+    waiters = JobWaiters()
+    with waiters.watch("a") as a1, waiters.watch("a") as a2, waiters.watch("b") as b:
+        waiters.wake_all()
+        assert (a1.is_set(), a2.is_set(), b.is_set()) == (True, True, True)
+    assert waiters.watched == 0
 
 
 async def test_a_notify_before_the_wait_is_not_lost() -> None:

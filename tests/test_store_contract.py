@@ -122,15 +122,20 @@ async def store(stores: Stores) -> ResultStore:
 
 
 class Notified:
-    """What `watch` reported, and an event set at each report."""
+    """What `watch` reported, and an event set at each report; `resyncs`: how many times it
+    said to read everything again."""
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
         self.called = asyncio.Event()
+        self.resyncs = 0
 
     def __call__(self, job_ids: list[str]) -> None:
         self.calls.append(job_ids)
         self.called.set()
+
+    def resync(self) -> None:
+        self.resyncs += 1
 
     async def next(self) -> list[str]:
         async with asyncio.timeout(BOUND_S):
@@ -145,7 +150,7 @@ async def watching(
 ) -> AsyncIterator[Notified]:
     """`store.watch` running (for Redis: subscribed), stopped at the end; it must end then."""
     notified, stop = Notified(), asyncio.Event()
-    task = asyncio.create_task(store.watch(notified, stop))
+    task = asyncio.create_task(store.watch(notified, notified.resync, stop))
     try:
         if wait_subscribed and isinstance(store, RedisStore):
             await eventually(lambda: subscribed(redis, store.channel), within_s=BOUND_S)
