@@ -8,14 +8,19 @@ records the failed call had already taken from other partitions are dropped whil
 positions move on.
 
 `getmany` here returns what `AIOKafkaConsumer.getmany` would, and reads around such a
-record instead: the positions go back to where they were before the failed call, each
-partition is fetched on its own, the partition that fails is read one record at a time
-up to the record that fails, and that record comes back as an `UnreadableRecord` in its
-place (no key, value or headers; `error` says why), so each reader reports it where it
-reports an undecodable record, and moves past it. A batch is parsed from its first record
-whatever the offset asked for, so the records after an unreadable one in the same
-producer batch cannot be read either: they come back unreadable one per call. A record
-that fails once and parses when fetched again (a transfer gone wrong) is read as usual.
+record instead: the partitions whose positions the failed call moved go back to where
+they were, each partition is fetched on its own, the partition that fails is read one
+record at a time up to the record that fails (fetched once more to be sure), and that
+record comes back as an `UnreadableRecord` in its place (no key, value or headers;
+`error` says why), so each reader reports it where it reports an undecodable record, and
+moves past it. A batch is parsed from its first record whatever the offset asked for, so
+the records after an unreadable one in the same producer batch cannot be read either:
+they come back unreadable one per call. A record that fails once and parses when fetched
+again (a transfer gone wrong) is read as usual.
+
+The unreadable record's offset is the position after the last record read, which is the
+failing record's own on a topic without compaction or transactions (inferq's): there,
+offsets follow on one by one.
 """
 
 import asyncio
@@ -31,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # What aiokafka's record parser raises (its C parser decodes header names as UTF-8).
 PARSE_ERRORS = (UnicodeDecodeError, CorruptRecordException)
-WALK_LIMIT = 500  # records read one at a time in one call, at most
+READ_LIMIT = 500  # records read around an unreadable one in a call, without `max_records`
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,43 +50,52 @@ class UnreadableRecord:
     key: None = None
     value: None = None
     headers: tuple[()] = ()
+    timestamp: int = -1  # not known
 
 
 async def getmany(
     consumer: AIOKafkaConsumer, *partitions: Any, timeout_ms: int, max_records: int | None = None
 ) -> dict[Any, list[Any]]:
-    """`consumer.getmany(*partitions, ...)`, reading around records it cannot parse."""
-    before = await _positions(consumer, partitions or tuple(consumer.assignment()), timeout_ms)
+    """`consumer.getmany(*partitions, ...)`, reading around records it cannot parse.
+
+    Only partitions with a position are fetched (one just assigned has none until its
+    committed offset is known: this waits for it up to `timeout_ms`, as the fetch would),
+    so that each can be put back."""
+    wanted = partitions or tuple(consumer.assignment())
+    before = await _positions(consumer, wanted, timeout_ms)
+    if wanted and not before:
+        return {}  # no position known yet: the next call asks again
     try:
         fetched: dict[Any, list[Any]] = await consumer.getmany(
-            *partitions, timeout_ms=timeout_ms, max_records=max_records
+            *before, timeout_ms=timeout_ms, max_records=max_records
         )
         return fetched
     except PARSE_ERRORS as exc:
         log.warning("a fetched record cannot be parsed (%s): reading each partition alone", exc)
-    assigned = consumer.assignment()
-    for tp, offset in before.items():
-        if tp in assigned:
-            consumer.seek(tp, offset)
+    # A partition that moved on lost what the failed call took from it. One that did not
+    # kept its place, and so did one that a rebalance meanwhile sent back to its committed
+    # offset: that is where its reading goes on.
+    for tp, offset in (await _positions(consumer, before, timeout_ms)).items():
+        if offset > before[tp]:
+            consumer.seek(tp, before[tp])
+    left = max_records or READ_LIMIT
     fetched = {}
     for tp in before:
-        if tp not in consumer.assignment():
-            continue  # revoked meanwhile: its next owner reads it
-        try:
-            if records := await _alone(consumer, tp, timeout_ms, max_records):
+        if left <= 0 or tp not in consumer.assignment():
+            continue  # read by the next call, or revoked: its next owner reads it
+        with contextlib.suppress(IllegalStateError):  # revoked while it was read
+            if records := await _alone(consumer, tp, timeout_ms, left):
                 fetched[tp] = records
-        except IllegalStateError:
-            continue  # revoked while it was read
-    return fetched
+                left -= len(records)
+    assigned = consumer.assignment()
+    return {tp: records for tp, records in fetched.items() if tp in assigned}
 
 
 async def _positions(
     consumer: AIOKafkaConsumer, partitions: Any, timeout_ms: int
 ) -> dict[Any, int]:
-    """The positions of `partitions`. A partition just assigned has none until its committed
-    offset is known: this waits for it, as the fetch would, up to `timeout_ms`. One revoked
-    meanwhile, or still without a position then, is left out: it is not put back if the
-    fetch fails."""
+    """The positions of `partitions`, waiting up to `timeout_ms` for those without one yet;
+    one revoked meanwhile, or still without a position then, is left out."""
     known: dict[Any, int] = {}
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout_ms / 1000):
@@ -91,36 +105,36 @@ async def _positions(
     return known
 
 
-async def _alone(
-    consumer: AIOKafkaConsumer, tp: Any, timeout_ms: int, max_records: int | None
-) -> list[Any]:
-    """The records of one partition; if they cannot all be parsed, those before the first
-    that cannot (up to WALK_LIMIT of them) and then that one as an `UnreadableRecord`, with
-    the position past it."""
+async def _alone(consumer: AIOKafkaConsumer, tp: Any, timeout_ms: int, limit: int) -> list[Any]:
+    """Up to `limit` records of one partition; if they cannot all be parsed, those before
+    the first that cannot, then that one as an `UnreadableRecord`, with the position past
+    it."""
     end = consumer.highwater(tp)
     if end is not None and await consumer.position(tp) >= end:
         return []  # at the log end: nothing to wait for
     try:
         fetched: dict[Any, list[Any]] = await consumer.getmany(
-            tp, timeout_ms=timeout_ms, max_records=max_records
+            tp, timeout_ms=timeout_ms, max_records=limit
         )
     except PARSE_ERRORS:
-        return await _walk(consumer, tp, timeout_ms)
+        return await _walk(consumer, tp, timeout_ms, limit)
     return fetched.get(tp, [])
 
 
-async def _walk(consumer: AIOKafkaConsumer, tp: Any, timeout_ms: int) -> list[Any]:
+async def _walk(consumer: AIOKafkaConsumer, tp: Any, timeout_ms: int, limit: int) -> list[Any]:
     """One record a call from the position, so the record that fails is the one there."""
-    # The failed call left the position where it was and its parser dead: start afresh.
-    consumer.seek(tp, await consumer.position(tp))
     records: list[Any] = []
-    while True:
+    while len(records) < limit:
+        # A failed call leaves the position where it was and its parser dead: afresh.
+        offset = await consumer.position(tp)
+        consumer.seek(tp, offset)
         try:
             one: dict[Any, list[Any]] = await consumer.getmany(
                 tp, timeout_ms=timeout_ms, max_records=1
             )
         except PARSE_ERRORS as exc:
-            offset = await consumer.position(tp)
+            if not await _fails_again(consumer, tp, offset, timeout_ms):
+                break  # it came, or nothing did, this time: the next call goes on from here
             consumer.seek(tp, offset + 1)
             error = f"{type(exc).__name__}: {exc}"
             log.error(
@@ -132,7 +146,19 @@ async def _walk(consumer: AIOKafkaConsumer, tp: Any, timeout_ms: int) -> list[An
             )
             return [*records, UnreadableRecord(tp.topic, tp.partition, offset, error)]
         if not one:
-            return records  # read this time: the failure did not come back
+            break  # nothing came in time: the next call goes on from here
         records.extend(one[tp])
-        if len(records) >= WALK_LIMIT:
-            return records  # the next call goes on from here
+    return records
+
+
+async def _fails_again(consumer: AIOKafkaConsumer, tp: Any, offset: int, timeout_ms: int) -> bool:
+    """Whether the record at `offset` fails when fetched once more, before any record comes
+    (one that comes is not kept, nor is the failure if nothing comes in time: the position
+    goes back to `offset`)."""
+    consumer.seek(tp, offset)
+    try:
+        await consumer.getmany(tp, timeout_ms=timeout_ms, max_records=1)
+    except PARSE_ERRORS:
+        return True
+    consumer.seek(tp, offset)
+    return False
