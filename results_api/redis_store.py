@@ -10,6 +10,7 @@ key the retention as its expiry, and publishes the changed ids on
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
@@ -94,15 +95,16 @@ class RedisStore:
             (e.job_id, e.status, e.model_dump_json(exclude_none=True).encode()) for e in events
         )
 
-    async def apply_encoded(self, events: Iterable[Encoded]) -> None:
+    async def apply_encoded(self, events: Iterable[Encoded], at: float | None = None) -> None:
+        ttl_ms = self._ttl_ms if at is None else self._ttl_ms - round((time.time() - at) * 1000)
         keys: list[str] = []
         values: list[bytes] = []
         for job_id, status, doc in events:
             keys.append(self.key(job_id))
             values.append(b"%d" % rank(status) + doc)
-        if keys:
+        if keys and ttl_ms > 0:
             args: list[int | str | bytes] = [
-                self._ttl_ms,
+                min(ttl_ms, self._ttl_ms),
                 self.channel,
                 self._origin,
                 self._prefix,

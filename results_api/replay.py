@@ -4,9 +4,14 @@ The store is a view of the results topic: applying every event of every partitio
 its first record to the end it had when the replay began, gives the view again. The
 consumer has no group, so nothing is committed and the API's ingestion is not disturbed;
 applying an event twice changes nothing, so a replay may run next to a live API.
+
+A job's retention counts from the time its event was written (the record's timestamp, by
+the minute: up to a minute later), not from the replay: a job whose retention has passed
+is not brought back, and the others expire when they would have.
 """
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -20,6 +25,7 @@ from results_api.store import ResultStore, open_store
 log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT_MS = 1000
+MINUTE_MS = 60_000
 
 
 class ReplayError(RuntimeError):
@@ -43,13 +49,23 @@ async def replay(settings: ApiSettings, store: ResultStore) -> int:
         applied = 0
         while unread := [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             fetched = await getmany(consumer, *unread, timeout_ms=FETCH_TIMEOUT_MS)
-            events = [event for records in fetched.values() for event in decode_heads(records)]
-            await store.apply_encoded(winners(events))
-            applied += len(events)
+            for minute, records in by_minute(fetched.values()).items():
+                events = decode_heads(records)
+                await store.apply_encoded(winners(events), at=(minute + 1) * MINUTE_MS / 1000)
+                applied += len(events)
         log.info("replayed %d events of %s", applied, topic)
         return applied
     finally:
         await consumer.stop()
+
+
+def by_minute(fetched: Iterable[list[Any]]) -> dict[int, list[Any]]:
+    """The records, by the minute of their timestamp (minutes since the epoch)."""
+    minutes: dict[int, list[Any]] = {}
+    for records in fetched:
+        for record in records:
+            minutes.setdefault(record.timestamp // MINUTE_MS, []).append(record)
+    return minutes
 
 
 async def rebuild(settings: ApiSettings) -> int:

@@ -90,10 +90,11 @@ class SQLiteStore:
             (e.job_id, e.status, e.model_dump_json(exclude_none=True).encode()) for e in events
         )
 
-    async def apply_encoded(self, events: Iterable[Encoded]) -> None:
+    async def apply_encoded(self, events: Iterable[Encoded], at: float | None = None) -> None:
         now, cutoff = self._expired_at()
-        rows = [(job_id, rank(status), doc, now, cutoff) for job_id, status, doc in events]
-        if rows:
+        changed = now if at is None else min(at, now)
+        rows = [(job_id, rank(status), doc, changed, cutoff) for job_id, status, doc in events]
+        if rows and changed > cutoff:
             await self._call(lambda: self._write(rows))
 
     def _write(self, rows: list[tuple[str, int, bytes, float, float]]) -> None:

@@ -39,8 +39,10 @@ class ResultStore(Protocol):
     async def apply(self, events: Iterable[JobEvent]) -> None:
         """Record events; a job keeps its most advanced state (schemas.status.supersedes)."""
 
-    async def apply_encoded(self, events: Iterable[Encoded]) -> None:
-        """`apply` for events whose JSON is at hand (as read from the results topic)."""
+    async def apply_encoded(self, events: Iterable[Encoded], at: float | None = None) -> None:
+        """`apply` for events whose JSON is at hand (as read from the results topic). `at`:
+        when they happened (unix seconds; now if None or later): the jobs they change are
+        kept for the retention from then, and none is kept if that has passed already."""
 
     async def get(self, job_id: str) -> JobEvent | None:
         """The job's kept event; None when it is unknown or its retention has expired."""

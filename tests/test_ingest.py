@@ -24,11 +24,11 @@ class RefusesOnce(SQLiteStore):
 
     refused = 0
 
-    async def apply_encoded(self, events: Iterable[Encoded]) -> None:
+    async def apply_encoded(self, events: Iterable[Encoded], at: float | None = None) -> None:
         if not self.refused:
             self.refused += 1
             raise StoreError("READONLY You can't write against a read only replica.")
-        await super().apply_encoded(events)
+        await super().apply_encoded(events, at)
 
 
 async def publish(settings: ApiSettings, jobs: int) -> None:

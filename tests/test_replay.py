@@ -3,6 +3,7 @@
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from inferq.connections import producer_options
 from inferq.devbroker import DevBroker
 from results_api.replay import ReplayError, replay
 from results_api.settings import ApiSettings
+from results_api.sqlite_store import SQLiteStore
 from results_api.store import ResultStore, open_store
 from schemas import JobEvent, JobStatus, encode_event
 from tests.test_store_contract import LONG_S, event, failed, succeeded
@@ -47,9 +49,15 @@ def settings(broker: DevBroker, prefix: str, tmp_path: Path) -> ApiSettings:
     )
 
 
-async def write(settings: ApiSettings, events: list[JobEvent], junk: int = 0) -> None:
+async def write(
+    settings: ApiSettings,
+    events: list[JobEvent],
+    junk: int = 0,
+    ages_s: list[float] | None = None,
+) -> None:
     """Write `events` to a 2-partition results topic (keyed by job id), and `junk`
-    records that are not events."""
+    records that are not events; `ages_s`: how long ago each event was written, as its
+    record's timestamp says (now if None)."""
     topic = settings.topics.results
     await ensure_topics(settings, {topic: 2})
     producer = AIOKafkaProducer(**producer_options(settings))
@@ -57,10 +65,15 @@ async def write(settings: ApiSettings, events: list[JobEvent], junk: int = 0) ->
     try:
         for i in range(junk):
             await producer.send_and_wait(topic, b"not json", key=f"junk-{i}".encode())
-        for one in events:
+        now_ms = time.time() * 1000
+        for one, age_s in zip(events, ages_s or [0.0] * len(events), strict=True):
             record = encode_event(one)
             await producer.send_and_wait(
-                topic, record.value, key=record.key, headers=record.headers
+                topic,
+                record.value,
+                key=record.key,
+                headers=record.headers,
+                timestamp_ms=round(now_ms - age_s * 1000),
             )
     finally:
         await producer.stop()
@@ -83,6 +96,28 @@ async def test_replay_rebuilds_every_job(settings: ApiSettings) -> None:
         assert await replay(settings, store) == 24  # again: nothing changes
         for job_id, expected in kept.items():
             assert await store.get(job_id) == expected, job_id
+    finally:
+        await store.close()
+
+
+async def test_a_replayed_job_is_kept_for_its_retention_from_when_it_ended(
+    settings: ApiSettings,
+) -> None:
+    """Not from the replay: a job past its retention stays gone."""
+    events = [succeeded("long-ago"), succeeded("yesterday")]
+    await write(settings, events, ages_s=[LONG_S + 120, LONG_S - 180])
+    store = await open_fresh(settings)
+    try:
+        assert await replay(settings, store) == 2
+        assert await store.get("long-ago") is None
+        assert await store.get("yesterday") == succeeded("yesterday")
+        # it expires three minutes after it was written plus its retention, counted from
+        # the end of the minute it was written in: in three to four minutes
+        assert isinstance(store, SQLiteStore)
+        [(updated_at,)] = store.db.execute(
+            "SELECT updated_at FROM jobs WHERE job_id = 'yesterday'"
+        ).fetchall()
+        assert 120 < updated_at + LONG_S - time.time() <= 240
     finally:
         await store.close()
 

@@ -7,6 +7,7 @@ namespace of its own and deletes its keys after it.
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,6 +230,10 @@ async def test_the_store_follows_supersedes_for_every_pair(store: ResultStore) -
         assert kept == (second if supersedes(new, old) else first), (old, new)
 
 
+def encoded(*events: JobEvent) -> list[Encoded]:
+    return [(e.job_id, e.status, encode_event(e).value) for e in events]
+
+
 async def test_apply_encoded_is_apply(stores: Stores) -> None:
     by_events, by_encoded = await stores.open("events"), await stores.open("encoded")
     events = [
@@ -240,8 +245,7 @@ async def test_apply_encoded_is_apply(stores: Stores) -> None:
         failed("c"),
     ]
     await by_events.apply(events)
-    encoded: list[Encoded] = [(e.job_id, e.status, encode_event(e).value) for e in events]
-    await by_encoded.apply_encoded(encoded)
+    await by_encoded.apply_encoded(encoded(*events))
     for job_id in ("a", "b", "c"):
         assert await by_encoded.get(job_id) == await by_events.get(job_id)
     assert await by_encoded.get("a") == succeeded("a")
@@ -266,6 +270,20 @@ async def test_a_job_expires_after_its_retention(stores: Stores) -> None:
     assert await short.purge_expired() == 0
     assert await long.purge_expired() == 0
     assert await long.get("s") == succeeded("s")
+
+
+async def test_retention_counts_from_when_the_events_happened(stores: Stores) -> None:
+    store = await stores.open()
+    now = time.time()
+    await store.apply_encoded(encoded(succeeded("past")), at=now - LONG_S - 1)
+    await store.apply_encoded(encoded(succeeded("ending")), at=now - LONG_S + 1)
+    await store.apply_encoded(encoded(succeeded("recent")), at=now - LONG_S / 2)
+    await store.apply_encoded(encoded(succeeded("future")), at=now + LONG_S)  # taken as now
+    assert await store.get("past") is None  # its retention had passed: not kept
+    assert await store.get("ending") == succeeded("ending")
+    await eventually(lambda: gone(store, "ending"), within_s=BOUND_S)
+    for job_id in ("recent", "future"):
+        assert await store.get(job_id) == succeeded(job_id)
 
 
 async def stored(store: ResultStore, redis: Redis, job_id: str) -> bytes | None:
