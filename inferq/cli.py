@@ -98,11 +98,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
     import httpx
 
-    response = httpx.get(f"{args.api.rstrip('/')}/v1/jobs/{args.job_id}", timeout=30)
+    from producer import ProducerSettings
+
+    settings = ProducerSettings()
+    url = f"{(args.api or settings.api_url).rstrip('/')}/v1/jobs/{quote(args.job_id, safe='')}"
+    key = settings.api_key
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    response = httpx.get(url, headers=headers, timeout=30)
     print(json.dumps(response.json(), indent=2))
-    return 0 if response.status_code == 200 else 1
+    return {200: 0, 404: 1}.get(response.status_code, 2)
 
 
 def cmd_keys_new(args: argparse.Namespace) -> int:
@@ -200,7 +208,7 @@ def parser() -> argparse.ArgumentParser:
 
     get = sub.add_parser("get", help="print a job as the results API knows it")
     get.add_argument("job_id")
-    get.add_argument("--api", default="http://127.0.0.1:8000")
+    get.add_argument("--api", help="the results API (default INFERQ_API_URL)")
     get.set_defaults(func=cmd_get)
 
     keys = sub.add_parser("keys", help="API key tools")

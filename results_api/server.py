@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import math
 import socket
 from collections.abc import Generator
 
@@ -28,7 +29,7 @@ def uvicorn_config(settings: ApiSettings, app: FastAPI) -> uvicorn.Config:
         log_level="warning",
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=int(settings.drain_timeout_s) or 1,
+        timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s),
     )
 
 

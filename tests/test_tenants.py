@@ -1,6 +1,11 @@
 """API keys and tenants over HTTP: 401 without a key, a tenant sees only its own jobs."""
 
+import asyncio
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -67,6 +72,36 @@ async def test_a_tenant_sees_only_its_own_jobs(keyed: httpx.AsyncClient) -> None
     }
     again = await keyed.post("/v1/jobs", json={**body(), "job_id": "job-of-a"}, headers=A)
     assert (again.status_code, again.json()["status"]) == (202, "succeeded")
+
+
+async def inferq_get(job_id: str, api: str, key: str | None) -> tuple[int, dict[str, Any]]:
+    """`inferq get JOB_ID` with INFERQ_API_URL and INFERQ_API_KEY: its exit code and JSON."""
+    env = {**os.environ, "INFERQ_API_URL": api}
+    env.pop("INFERQ_API_KEY", None)
+    if key is not None:
+        env["INFERQ_API_KEY"] = key
+    command = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "inferq", "get", job_id, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(60):
+        out, _ = await command.communicate()
+    assert command.returncode is not None
+    answer: dict[str, Any] = json.loads(out)
+    return command.returncode, answer
+
+
+async def test_inferq_get_sends_the_configured_key(keyed: httpx.AsyncClient) -> None:
+    submitted = await keyed.post("/v1/jobs", json={**body(), "job_id": "cli-of-a"}, headers=A)
+    assert submitted.status_code == 202
+    assert await _terminal(keyed, "cli-of-a", A) == "succeeded"
+    api = str(keyed.base_url)
+
+    code, job = await inferq_get("cli-of-a", api, KEY_A)
+    assert (code, job["status"]) == (0, "succeeded")
+    code, answer = await inferq_get("cli-of-a", api, KEY_B)  # another tenant's: unknown
+    assert (code, answer["error"]["code"]) == (1, "job_not_found")
+    code, answer = await inferq_get("cli-of-a", api, None)
+    assert (code, answer["error"]) == (2, {"code": "unauthorized", "message": "missing bearer key"})
 
 
 async def test_sdk_jobs_belong_to_the_configured_tenant(
