@@ -60,15 +60,20 @@ class Outbox:
         self._open: dict[Destination, _Open] = {}
         self._senders: dict[Destination, asyncio.Task[None]] = {}
 
-    async def put(self, records: Sequence[tuple[str, KafkaRecord]]) -> list["asyncio.Future[None]"]:
+    async def put(
+        self, records: Sequence[tuple[str, KafkaRecord]], *, stop_at_refusal: bool = False
+    ) -> list["asyncio.Future[None]"]:
         """Queue `(topic, record)` pairs; each one's future is done when its batch is
         acknowledged (or failed with the batch's error). A record over `max_record_bytes`,
         one for a topic whose partitions cannot be learned, or one that found its batch
-        full for `max_wait_s`, fails at once."""
+        full for `max_wait_s`, fails at once; with `stop_at_refusal`, the records after it
+        are not taken (fewer futures than records come back)."""
         partitions: dict[str, list[int] | KafkaError] = {}
         stalled: dict[Destination, KafkaTimeoutError] = {}  # later records fail at once
         futures: list[asyncio.Future[None]] = []
         for topic, record in records:
+            if stop_at_refusal and futures and futures[-1].done():
+                break  # only a refused record's future is done at once
             known = partitions.get(topic)
             if known is None:
                 known = partitions[topic] = await self._partitions(topic)

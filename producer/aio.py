@@ -52,9 +52,12 @@ class AsyncClient:
             max_record_bytes=MAX_REQUEST_BYTES,
             max_wait_s=settings.submit_timeout_s,
         )
+        # Futures of batches not acknowledged yet; those that failed, until a flush reports
+        # them. Only `_settled` moves a future from one to the other.
         self._pending: set[asyncio.Future[Any]] = set()
-        self._failed: list[asyncio.Future[Any]] = []
+        self._failed: list[BaseException] = []
         self._http: httpx.AsyncClient | None = None  # for `wait`, made on first use
+        self._started = False
 
     async def start(self) -> None:
         try:
@@ -64,6 +67,7 @@ class AsyncClient:
             raise BrokerUnavailable(
                 f"cannot reach the broker at {self.settings.bootstrap_servers}: {exc}"
             ) from exc
+        self._started = True
 
     async def submit(
         self,
@@ -95,7 +99,7 @@ class AsyncClient:
             tenant=self.settings.tenant,
             binary=self.settings.binary_tensors,
         )
-        await self._send(sdk_records(self.settings, request))
+        await self._send(sdk_records(self.settings, request), request.job_id)
         return request.job_id
 
     async def cancel(self, job_id: str) -> None:
@@ -104,26 +108,31 @@ class AsyncClient:
         which); `flush()` waits for the broker to take the request."""
         await self._send(cancel_records(self._topics, job_id, tenant=self.settings.tenant))
 
-    async def _send(self, records: list[tuple[str, KafkaRecord]]) -> None:
-        futures = await self._outbox.put(records)
-        refused: list[tuple[str, BaseException]] = []
-        for (topic, _), future in zip(records, futures, strict=True):
+    async def _send(
+        self, records: list[tuple[str, KafkaRecord]], job_id: str | None = None
+    ) -> None:
+        """Hand the records over in order; the first refused raises, and the rest stay (a
+        request refused leaves no `queued` event for a job that will never run)."""
+        if not self._started:
+            raise RuntimeError("the client is not started: `async with AsyncClient(...)`")
+        futures = await self._outbox.put(records, stop_at_refusal=True)
+        for (topic, _), future in zip(records, futures, strict=False):
             if future.done() and (error := future.exception()) is not None:
-                refused.append((topic, error))
-            elif future not in self._pending:  # records of one batch share its future
+                raise BrokerUnavailable(
+                    f"the broker did not take the record for {topic} within "
+                    f"{self.settings.submit_timeout_s:g} s (submit_timeout_s): {error}",
+                    job_id,
+                ) from error
+            if future not in self._pending:  # records of one batch share its future
                 self._pending.add(future)
                 future.add_done_callback(self._settled)
-        if refused:  # the others are on their way: `flush` waits for them
-            topic, error = refused[0]
-            raise BrokerUnavailable(
-                f"the broker did not take the record for {topic} within "
-                f"{self.settings.submit_timeout_s:g} s (submit_timeout_s): {error}"
-            ) from error
 
     def _settled(self, future: "asyncio.Future[Any]") -> None:
         self._pending.discard(future)
-        if future.cancelled() or future.exception() is not None:
-            self._failed.append(future)
+        if future.cancelled():
+            self._failed.append(asyncio.CancelledError("the record was not sent"))
+        elif (error := future.exception()) is not None:
+            self._failed.append(error)
 
     def wait(self, job_id: str, timeout: float = 60.0) -> Coroutine[Any, Any, JobEvent]:
         """`await client.wait(job_id)`: the job once terminal, from the results API
@@ -138,12 +147,12 @@ class AsyncClient:
         return wait_async(self._http, self.settings, job_id, timeout)
 
     async def flush(self) -> None:
-        """Wait until every submitted job is acknowledged; raises if any was not."""
+        """Wait until every job submitted so far is acknowledged; raises BrokerUnavailable
+        if any was not (each refusal is reported once). Cancelling it cancels no record."""
         await self._producer.flush()
-        settled = [*self._pending, *self._failed]
-        self._pending, self._failed = set(), []
-        results = await asyncio.gather(*settled, return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
+        if self._pending:
+            await asyncio.wait(set(self._pending))  # unlike gather, never cancels them
+        errors, self._failed = self._failed, []
         if errors:
             raise BrokerUnavailable(
                 f"{len(errors)} record(s) not acknowledged by the broker: {errors[0]}"

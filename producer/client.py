@@ -1,5 +1,6 @@
 """The synchronous client, on kafka-python."""
 
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -38,6 +39,10 @@ class Client:
         self.settings = settings
         self._topics = settings.topics
         self._http: httpx.Client | None = None  # for `wait`, made on first use
+        # kafka-python reports a record the broker did not acknowledge only to its future
+        # (its flush does not raise), on its sender thread.
+        self._refused: list[BaseException] = []
+        self._refused_lock = threading.Lock()
         timeout_ms = int(settings.submit_timeout_s * 1000)
         try:
             self._producer = KafkaProducer(
@@ -47,6 +52,8 @@ class Client:
                     "bootstrap_timeout_ms": timeout_ms,
                     "max_block_ms": timeout_ms,
                     "request_timeout_ms": timeout_ms,
+                    # a record is given up once its batch waited and was tried that long
+                    "delivery_timeout_ms": settings.linger_ms + timeout_ms,
                 }
             )
         except KafkaError as exc:
@@ -84,7 +91,7 @@ class Client:
             tenant=self.settings.tenant,
             binary=self.settings.binary_tensors,
         )
-        self._send(sdk_records(self.settings, request))
+        self._send(sdk_records(self.settings, request), request.job_id)
         return request.job_id
 
     def cancel(self, job_id: str) -> None:
@@ -93,17 +100,26 @@ class Client:
         which); `flush()` waits for the broker to take the request."""
         self._send(cancel_records(self._topics, job_id, tenant=self.settings.tenant))
 
-    def _send(self, records: list[tuple[str, KafkaRecord]]) -> None:
+    def _send(self, records: list[tuple[str, KafkaRecord]], job_id: str | None = None) -> None:
+        """Hand the records over in order; the first refused raises, and the rest stay."""
         for topic, record in records:
             try:
-                self._producer.send(
+                future = self._producer.send(
                     topic, key=record.key, value=record.value, headers=record.headers
                 )
+                if future.is_done and future.failed():
+                    raise future.exception
             except KafkaError as exc:
                 raise BrokerUnavailable(
                     f"the broker did not take the record for {topic} within "
-                    f"{self.settings.submit_timeout_s:g} s (submit_timeout_s): {exc}"
+                    f"{self.settings.submit_timeout_s:g} s (submit_timeout_s): {exc}",
+                    job_id,
                 ) from exc
+            future.add_errback(self._note_refused)
+
+    def _note_refused(self, error: BaseException) -> None:
+        with self._refused_lock:
+            self._refused.append(error)
 
     def wait(self, job_id: str, timeout: float = 60.0) -> JobEvent:
         """Block until the job is terminal and return it, asking the results API
@@ -118,18 +134,30 @@ class Client:
         return wait_sync(self._http, self.settings, job_id, timeout)
 
     def flush(self, timeout: float | None = None) -> None:
-        """Block until every submitted job is acknowledged by the broker."""
+        """Block until every submitted job is acknowledged by the broker; raises
+        BrokerUnavailable if any was not (each refusal is reported once)."""
         try:
             self._producer.flush(timeout=timeout)
         except KafkaError as exc:
             raise BrokerUnavailable(f"jobs not acknowledged by the broker: {exc}") from exc
+        with self._refused_lock:
+            refused, self._refused = self._refused, []
+        if refused:
+            raise BrokerUnavailable(
+                f"{len(refused)} record(s) not acknowledged by the broker: {refused[0]}"
+            ) from refused[0]
 
     def close(self, timeout: float | None = None) -> None:
+        """Flush (raising as `flush` does; `timeout` bounds it), then disconnect, also when
+        the flush failed: records still in flight are given up within `submit_timeout_s`."""
         try:
-            self._producer.close(timeout=timeout)
+            self.flush(timeout)
         finally:
-            if self._http is not None:
-                self._http.close()
+            try:
+                self._producer.close()  # waits only for what delivery_timeout_ms bounds
+            finally:
+                if self._http is not None:
+                    self._http.close()
 
     def __enter__(self) -> "Client":
         return self

@@ -40,9 +40,15 @@ class PayloadTooLarge(SubmitError):
 
 
 class BrokerUnavailable(TransientError, ConnectionError):
-    """The broker did not take the records within the client's timeout."""
+    """The broker did not take the records within the client's timeout. From `submit`:
+    `job_id` is the job's id, to submit it again under (a job sent twice runs at least
+    once, and its first terminal state is kept)."""
 
     code = ErrorCode.UNAVAILABLE
+
+    def __init__(self, message: str, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
 
 
 def _tensors(inputs: Inputs, binary: bool) -> list[Tensor]:

@@ -5,7 +5,7 @@ import httpx
 import pytest
 
 from inferq.demo_models import build_demo_models
-from inferq.devbroker import DevBroker
+from inferq.devbroker import DevBroker, free_port
 from producer import ProducerSettings
 from results_api.settings import ApiSettings
 from tests.support import GROUP_TIMEOUTS, running_api, running_worker, unique_prefix
@@ -16,6 +16,17 @@ from worker import Worker, WorkerSettings
 def broker() -> Iterator[DevBroker]:
     with DevBroker() as started:
         yield started
+
+
+@pytest.fixture
+def own_broker() -> Iterator[DevBroker]:
+    """A broker of this test's own on a fixed port, so that it can be restarted (or
+    frozen) without disturbing other tests."""
+    broker = DevBroker(port=free_port()).start()
+    try:
+        yield broker
+    finally:
+        broker.close()
 
 
 @pytest.fixture(scope="session")

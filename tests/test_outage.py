@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,16 +21,6 @@ from tests.support import GROUP_TIMEOUTS, eventually, running_api, running_worke
 from worker import WorkerSettings
 
 MODEL = "breast_cancer"
-
-
-@pytest.fixture
-def own_broker() -> Iterator[DevBroker]:
-    """A broker of this test's own on a fixed port, so that it can be restarted there."""
-    broker = DevBroker(port=free_port()).start()
-    try:
-        yield broker
-    finally:
-        broker.close()
 
 
 def body() -> dict[str, object]:

@@ -95,6 +95,22 @@ async def test_records_for_a_topic_without_metadata_fail_and_the_others_go(
     assert third.exception() is error  # the topic was asked about once
 
 
+async def test_stop_at_refusal_takes_no_record_after_a_refused_one(broker: DevBroker) -> None:
+    async with one_partition(broker, request_timeout_ms=300) as (topic, producer):
+        outbox = Outbox(producer, batch_bytes=4096, max_record_bytes=1 << 20, max_wait_s=10)
+        futures = await outbox.put(
+            [(topic, record(0)), ("bad/topic", record(1)), (topic, record(2))],
+            stop_at_refusal=True,
+        )
+        assert len(futures) == 2
+        await futures[0]
+        assert isinstance(futures[1].exception(), UnknownTopicOrPartitionError)
+        [marker] = await outbox.put([(topic, record(3))])
+        await marker
+    # record 2 would have come before the marker: the partition keeps the order of puts
+    assert numbers(await values(broker.bootstrap_servers, topic, 2)) == [0, 3]
+
+
 def estimate(r: KafkaRecord) -> int:
     size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(r.key, r.value, r.headers)
     return size

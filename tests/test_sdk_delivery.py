@@ -1,0 +1,96 @@
+"""The SDK clients report each record the broker did not acknowledge, once: against a
+broker of the test's own, frozen with SIGSTOP."""
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from inferq.admin import ensure_topics
+from inferq.demo_models import dataset
+from inferq.devbroker import DevBroker
+from producer import AsyncClient, BrokerUnavailable, Client, ProducerSettings
+from tests.support import read_all
+
+MODEL = "breast_cancer"
+NOT_ACKNOWLEDGED = re.escape("2 record(s) not acknowledged by the broker: ")  # request, queued
+
+
+def settings_for(broker: DevBroker, prefix: str) -> ProducerSettings:
+    return ProducerSettings(
+        bootstrap_servers=broker.bootstrap_servers, topic_prefix=prefix, submit_timeout_s=1.0
+    )
+
+
+async def topics(settings: ProducerSettings) -> None:
+    """The model's request topic and the results topic, of one partition each."""
+    await ensure_topics(settings, {settings.topics.requests(MODEL): 1, settings.topics.results: 1})
+
+
+def inputs() -> dict[str, Any]:
+    features, _ = dataset(MODEL)
+    return {"input": features[:1]}
+
+
+@contextlib.contextmanager
+def frozen(broker: DevBroker) -> Iterator[None]:
+    """The broker takes connections and answers nothing while the block runs."""
+    assert broker.pid is not None
+    os.kill(broker.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+
+
+@pytest.mark.timeout(60)
+def test_the_sync_client_reports_records_the_broker_never_acknowledged(
+    own_broker: DevBroker, prefix: str
+) -> None:
+    settings = settings_for(own_broker, prefix)
+    asyncio.run(topics(settings))
+    client = Client(settings=settings)
+    try:
+        client.submit(MODEL, inputs())
+        client.flush()  # the topics' metadata is known from here on
+        with frozen(own_broker):
+            client.submit(MODEL, inputs())  # handed over: the broker's answer is awaited
+            # kafka-python's own flush returns once the batches are given up, raising nothing
+            with pytest.raises(BrokerUnavailable, match=f"^{NOT_ACKNOWLEDGED}"):
+                client.flush()
+        client.flush()  # reported once
+        later = client.submit(MODEL, inputs())
+        client.flush()
+    finally:
+        client.close()
+    requests = asyncio.run(read_all(settings.bootstrap_servers, settings.topics.requests(MODEL), 2))
+    assert later.encode() in {key for _, key in requests}
+
+
+async def test_the_async_client_reports_a_refusal_once(own_broker: DevBroker, prefix: str) -> None:
+    settings = settings_for(own_broker, prefix)
+    await topics(settings)
+    async with AsyncClient(settings=settings) as client:
+        await client.submit(MODEL, inputs())
+        await client.flush()
+        with frozen(own_broker):
+            await client.submit(MODEL, inputs())
+            with pytest.raises(BrokerUnavailable, match=f"^{NOT_ACKNOWLEDGED}"):
+                await client.flush()
+        await client.flush()  # nothing new: reported once
+        later = await client.submit(MODEL, inputs())
+        await client.flush()
+    requests = await read_all(settings.bootstrap_servers, settings.topics.requests(MODEL), 2)
+    assert later.encode() in {key for _, key in requests}
+
+
+async def test_an_async_client_not_started_says_so() -> None:
+    client = AsyncClient(settings=ProducerSettings(bootstrap_servers="127.0.0.1:1"))
+    with pytest.raises(RuntimeError, match="the client is not started"):
+        await client.submit(MODEL, inputs())
+    await client.close()
