@@ -13,6 +13,8 @@ records (the broker restarted empty): the consumer reads it again from its start
 """
 
 import logging
+import time
+from collections.abc import Collection
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -60,33 +62,41 @@ class GapGuard:
             self._expected.pop(partition, None)
 
 
-LOST_ROUNDS = 10  # empty fetch rounds (about a second) a lost log must stay lost
+LOST_ROUNDS = 10  # fetch rounds in a row a lost log must stay lost...
+LOST_AFTER_S = 1.0  # ...over at least this long
 
 
 class LostLogGuard:
     """Partitions whose log now ends before this consumer's position (the broker lost its
     data: a development broker that restarted, or a topic deleted and created again) are
     read again from their start. The log end seen can lag behind the records already
-    read for a moment, so a partition counts as lost only after `rounds` empty fetch
-    rounds in a row all saw it so."""
+    read for a moment, so a partition counts as lost only after `rounds` fetch rounds in a
+    row, over `after_s` seconds at least, all saw it so. Every round counts, not only the
+    empty ones: while other partitions bring records, fetches are never empty, and a lost
+    log among them would stay unread."""
 
-    def __init__(self, rounds: int = LOST_ROUNDS) -> None:
+    def __init__(self, rounds: int = LOST_ROUNDS, after_s: float = LOST_AFTER_S) -> None:
         self._rounds = rounds
-        self._seen: dict[Any, int] = {}
+        self._after_s = after_s
+        self._seen: dict[Any, tuple[int, float]] = {}  # rounds seen lost, since (monotonic)
 
-    async def rewind(self, consumer: Any) -> list[Any]:
-        """Call after an empty fetch; returns the partitions sent back to their start, so
-        the caller can forget their state."""
+    async def rewind(self, consumer: Any, busy: Collection[Any] = ()) -> list[Any]:
+        """Call after each fetch, with the partitions it brought records of (`busy`: not
+        lost); returns the partitions sent back to their start, so the caller can forget
+        their state."""
         lost = []
+        now = time.monotonic()
         for partition in consumer.assignment():
-            end = consumer.highwater(partition)
+            end = None if partition in busy else consumer.highwater(partition)
             if end is None or await consumer.position(partition) <= end:
                 self._seen.pop(partition, None)
                 continue
-            self._seen[partition] = self._seen.get(partition, 0) + 1
-            if self._seen[partition] >= self._rounds:
+            rounds, since = self._seen.get(partition, (0, now))
+            if rounds + 1 >= self._rounds and now - since >= self._after_s:
                 del self._seen[partition]
                 lost.append(partition)
+            else:
+                self._seen[partition] = (rounds + 1, since)
         if lost:
             log.warning(
                 "the log of %s ends before this consumer's position: reading it again", lost

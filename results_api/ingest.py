@@ -64,10 +64,10 @@ class Ingestor:
         started = time.monotonic()
         fetched = await getmany(consumer, timeout_ms=self._fetch_timeout_ms)
         self.assigned = bool(consumer.assignment())
+        lost = await self._lost_logs.rewind(consumer, busy=fetched)
+        self._gaps.forget(lost)
+        commits.forget(lost)
         if not fetched:
-            lost = await self._lost_logs.rewind(consumer)
-            self._gaps.forget(lost)
-            commits.forget(lost)
             if self.assigned:
                 async with self._progress:
                     self._caught_up_at = started

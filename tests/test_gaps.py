@@ -86,7 +86,8 @@ class Positions:
 
 
 async def test_a_log_that_stays_behind_the_position_is_read_again() -> None:
-    guard, consumer = LostLogGuard(rounds=3), Positions({"p": 50, "q": 7}, {"p": 2, "q": 7})
+    guard = LostLogGuard(rounds=3, after_s=0)
+    consumer = Positions({"p": 50, "q": 7}, {"p": 2, "q": 7})
     assert await guard.rewind(consumer) == []
     assert await guard.rewind(consumer) == []
     assert await guard.rewind(consumer) == ["p"]
@@ -95,7 +96,7 @@ async def test_a_log_that_stays_behind_the_position_is_read_again() -> None:
 
 
 async def test_a_log_end_that_catches_up_is_not_a_lost_log() -> None:
-    guard, consumer = LostLogGuard(rounds=3), Positions({"p": 50}, {"p": 2})
+    guard, consumer = LostLogGuard(rounds=3, after_s=0), Positions({"p": 50}, {"p": 2})
     assert await guard.rewind(consumer) == []
     assert await guard.rewind(consumer) == []
     consumer.ends["p"] = 60  # the log end seen had only lagged behind
@@ -103,4 +104,28 @@ async def test_a_log_end_that_catches_up_is_not_a_lost_log() -> None:
     consumer.ends["p"] = 2
     assert await guard.rewind(consumer) == []
     assert await guard.rewind(consumer) == []
+    assert consumer.rewound == []
+
+
+async def test_a_lost_log_is_found_while_other_partitions_bring_records() -> None:
+    """Fetches that bring records of `q` are never empty: `p` is looked at all the same."""
+    guard, consumer = LostLogGuard(rounds=3, after_s=0), Positions({"p": 50, "q": 7}, {"p": 2})
+    assert await guard.rewind(consumer, busy={"q"}) == []
+    assert await guard.rewind(consumer, busy={"q"}) == []
+    assert await guard.rewind(consumer, busy={"q"}) == ["p"]
+    assert consumer.rewound == ["p"]
+
+
+async def test_a_busy_partition_is_not_lost() -> None:
+    guard, consumer = LostLogGuard(rounds=2, after_s=0), Positions({"p": 50}, {"p": 2})
+    assert await guard.rewind(consumer) == []
+    assert await guard.rewind(consumer, busy={"p"}) == []  # it brought records: counts anew
+    assert await guard.rewind(consumer) == []
+    assert await guard.rewind(consumer) == ["p"]
+
+
+async def test_a_lost_log_must_stay_lost_for_a_while_too() -> None:
+    guard, consumer = LostLogGuard(rounds=2, after_s=3600), Positions({"p": 50}, {"p": 2})
+    for _ in range(5):
+        assert await guard.rewind(consumer) == []
     assert consumer.rewound == []

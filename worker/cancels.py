@@ -47,8 +47,7 @@ class Cancellations:
         lost_logs = LostLogGuard()
         while not stop.is_set():
             fetched = await getmany(consumer, timeout_ms=100)
-            if not fetched:
-                await lost_logs.rewind(consumer)
+            await lost_logs.rewind(consumer, busy=fetched)
             for records in fetched.values():
                 for record in records:
                     self._take(record)

@@ -111,10 +111,9 @@ class ModelPipeline:
                 fetched = await getmany(
                     self.consumer, timeout_ms=100, max_records=self.settings.max_poll_records
                 )
-                if not fetched:
-                    lost = await self.lost_logs.rewind(self.consumer)
-                    self.tracker.forget(lost)
-                    self.gaps.forget(lost)
+                lost = await self.lost_logs.rewind(self.consumer, busy=fetched)
+                self.tracker.forget(lost)
+                self.gaps.forget(lost)
                 for partition, records in fetched.items():
                     for record in self.gaps.follow_on(self.consumer, partition, records):
                         await self._take(partition, record)

@@ -83,10 +83,10 @@ class Dispatcher:
     ) -> None:
         fetched = await getmany(consumer, timeout_ms=500)
         self.assigned = bool(consumer.assignment())
+        lost = await self._lost_logs.rewind(consumer, busy=fetched)
+        self._gaps.forget(lost)
+        commits.forget(lost)
         if not fetched:
-            lost = await self._lost_logs.rewind(consumer)
-            self._gaps.forget(lost)
-            commits.forget(lost)
             return
         accepted = {tp: self._gaps.follow_on(consumer, tp, rs) for tp, rs in fetched.items()}
         now = time.time()
