@@ -18,7 +18,8 @@ from schemas import ErrorCode, JobEvent
 from schemas.errors import PermanentError, TransientError
 
 MAX_WAIT_S = 60.0  # the API holds a request at most this long
-GRACE_S = 5.0  # the read timeout of a long-poll beyond the wait it asks for
+GRACE_S = 5.0  # the read timeout of a long-poll beyond the wait it asks for...
+LAST_GRACE_S = 0.5  # ...but no more than this beyond the deadline
 BACKOFF = Backoff(first_s=0.05, max_s=1.0)
 
 
@@ -76,14 +77,17 @@ class _Poll:
         self._pauses: Iterator[float] = BACKOFF.pauses()
         self._last: JobEvent | None = None
         self._failure: Exception | None = None  # why the last try did not answer the job
+        self._asked = False
 
     def request(self) -> tuple[dict[str, str], httpx.Timeout]:
-        """The query and timeout of the next GET; raises once the deadline has passed."""
-        left = self._deadline - time.monotonic()
-        if left <= 0:
+        """The query and timeout of the next GET; raises once the deadline has passed (the
+        API is always asked once, `wait=0` when there is no time to wait)."""
+        left = max(0.0, self._deadline - time.monotonic())
+        if not left and self._asked:
             self._expired()
+        self._asked = True
         wait = min(left, MAX_WAIT_S)
-        return {"wait": f"{wait:.3f}"}, httpx.Timeout(wait + GRACE_S)
+        return {"wait": f"{wait:.3f}"}, httpx.Timeout(min(wait + GRACE_S, left + LAST_GRACE_S))
 
     def answered(self, response: httpx.Response) -> JobEvent | float:
         """The terminal job, or how long to pause before asking again."""

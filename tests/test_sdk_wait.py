@@ -161,6 +161,30 @@ async def test_sends_no_authorization_without_a_key() -> None:
     assert "Authorization" not in seen[0].headers
 
 
+async def test_a_wait_of_zero_asks_once() -> None:
+    handler, seen = _scripted(httpx.Response(200, json=DONE))
+    assert (await _wait(handler, within_s=0)).status is JobStatus.SUCCEEDED
+    assert [str(r.url) for r in seen] == [f"{API}/v1/jobs/j1?wait=0.000"]
+    queued = httpx.Response(200, json={"job_id": "j1", "status": "queued"})
+    handler, seen = _scripted(queued)
+    with pytest.raises(JobTimeout) as caught:
+        await _wait(handler, within_s=0)
+    assert str(caught.value) == "job 'j1' not terminal within 0 s (still queued)"
+    assert len(seen) == 1
+
+
+async def test_a_long_poll_may_not_outlast_the_deadline_by_much() -> None:
+    """An API that holds the request past its wait is given up on half a second after the
+    deadline, not five (the margin of a long-poll that has time left)."""
+    handler, seen = _scripted(httpx.Response(200, json=DONE))
+    await _wait(handler, within_s=2)
+    read = seen[0].extensions["timeout"]["read"]
+    assert 2.0 < read <= 2.5
+    handler, seen = _scripted(httpx.Response(200, json=DONE))
+    await _wait(handler, within_s=300)
+    assert seen[0].extensions["timeout"]["read"] == 65.0
+
+
 async def test_asks_again_until_the_job_is_terminal() -> None:
     queued = httpx.Response(200, json={"job_id": "j1", "status": "queued"})
     handler, seen = _scripted(queued, queued, httpx.Response(200, json=DONE))
