@@ -56,7 +56,7 @@ class AsyncClient:
         # them. Only `_settled` moves a future from one to the other.
         self._pending: set[asyncio.Future[Any]] = set()
         self._failed: list[BaseException] = []
-        self._http: httpx.AsyncClient | None = None  # for `wait`, made on first use
+        self._http = httpx.AsyncClient()  # for `wait`, closed by `close`
         self._started = False
 
     async def start(self) -> None:
@@ -64,6 +64,7 @@ class AsyncClient:
             await self._producer.start()
         except KafkaError as exc:
             await self._producer.stop()
+            await self._http.aclose()
             raise BrokerUnavailable(
                 f"cannot reach the broker at {self.settings.bootstrap_servers}: {exc}"
             ) from exc
@@ -142,8 +143,6 @@ class AsyncClient:
         JobNotFound when the API did not know the job all that time, Unauthorized at once
         when the API refuses the key. Unreachable API and 5xx answers are retried.
         """
-        if self._http is None:
-            self._http = httpx.AsyncClient()
         return wait_async(self._http, self.settings, job_id, timeout)
 
     async def flush(self) -> None:
@@ -167,8 +166,7 @@ class AsyncClient:
                 await self._outbox.close()
                 await self._producer.stop()
             finally:
-                if self._http is not None:
-                    await self._http.aclose()
+                await self._http.aclose()
 
     async def __aenter__(self) -> "AsyncClient":
         await self.start()

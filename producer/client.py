@@ -38,7 +38,6 @@ class Client:
             settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
         self.settings = settings
         self._topics = settings.topics
-        self._http: httpx.Client | None = None  # for `wait`, made on first use
         # kafka-python reports a record the broker did not acknowledge only to its future
         # (its flush does not raise), on its sender thread.
         self._refused: list[BaseException] = []
@@ -60,6 +59,7 @@ class Client:
             raise BrokerUnavailable(
                 f"cannot reach the broker at {settings.bootstrap_servers}: {exc}"
             ) from exc
+        self._http = httpx.Client()  # for `wait`; one for all threads, closed by `close`
 
     def submit(
         self,
@@ -129,8 +129,6 @@ class Client:
         JobNotFound when the API did not know the job all that time, Unauthorized at once
         when the API refuses the key. Unreachable API and 5xx answers are retried.
         """
-        if self._http is None:
-            self._http = httpx.Client()
         return wait_sync(self._http, self.settings, job_id, timeout)
 
     def flush(self, timeout: float | None = None) -> None:
@@ -156,8 +154,7 @@ class Client:
             try:
                 self._producer.close()  # waits only for what delivery_timeout_ms bounds
             finally:
-                if self._http is not None:
-                    self._http.close()
+                self._http.close()
 
     def __enter__(self) -> "Client":
         return self

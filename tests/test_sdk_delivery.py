@@ -94,3 +94,5 @@ async def test_an_async_client_not_started_says_so() -> None:
     with pytest.raises(RuntimeError, match="the client is not started"):
         await client.submit(MODEL, inputs())
     await client.close()
+    with pytest.raises(RuntimeError, match="the client has been closed"):
+        await client.wait("j1", timeout=1)  # makes no new HTTP client to leak
