@@ -17,6 +17,8 @@ import time
 from collections.abc import Collection
 from typing import Any
 
+from inferq.fetching import getmany
+
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 50  # about a second of fetch rounds before a gap is taken as real
@@ -103,3 +105,25 @@ class LostLogGuard:
             )
             await consumer.seek_to_beginning(*lost)
         return lost
+
+
+class Reader:
+    """The fetches of one consumer, guarded both ways: records that jump past offsets are
+    fetched again (`GapGuard`), logs the broker lost are read again from their start
+    (`LostLogGuard`), and records the client cannot parse are read around
+    (`inferq.fetching`)."""
+
+    def __init__(self) -> None:
+        self.gaps = GapGuard()
+        self._lost_logs = LostLogGuard()
+
+    async def fetch(
+        self, consumer: Any, *, timeout_ms: int, max_records: int | None = None
+    ) -> tuple[dict[Any, list[Any]], list[Any]]:
+        """The records to process now, by partition, and the partitions sent back to their
+        start (whose state the caller forgets)."""
+        fetched = await getmany(consumer, timeout_ms=timeout_ms, max_records=max_records)
+        lost = await self._lost_logs.rewind(consumer, busy=fetched)
+        self.gaps.forget(lost)
+        accepted = {tp: self.gaps.follow_on(consumer, tp, rs) for tp, rs in fetched.items()}
+        return accepted, lost

@@ -12,8 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from inferq.commits import PeriodicCommits, consume_in_steps
-from inferq.fetching import getmany
-from inferq.gaps import GapGuard, LostLogGuard
+from inferq.gaps import Reader
 from results_api.persist import stubbornly
 from results_api.restart import restarting
 from results_api.settings import ApiSettings
@@ -29,8 +28,7 @@ class Ingestor:
         self._settings = settings
         self._store = store
         self._waiters = waiters
-        self._gaps = GapGuard()
-        self._lost_logs = LostLogGuard()
+        self._reader = Reader()
         self._caught_up_at = float("-inf")
         self._progress = asyncio.Condition()
         self.assigned = False
@@ -62,18 +60,15 @@ class Ingestor:
         self, consumer: AIOKafkaConsumer, commits: PeriodicCommits, stop: asyncio.Event
     ) -> None:
         started = time.monotonic()
-        fetched = await getmany(consumer, timeout_ms=self._fetch_timeout_ms)
+        accepted, lost = await self._reader.fetch(consumer, timeout_ms=self._fetch_timeout_ms)
         self.assigned = bool(consumer.assignment())
-        lost = await self._lost_logs.rewind(consumer, busy=fetched)
-        self._gaps.forget(lost)
         commits.forget(lost)
-        if not fetched:
+        if not accepted:
             if self.assigned:
                 async with self._progress:
                     self._caught_up_at = started
                     self._progress.notify_all()
             return
-        accepted = {tp: self._gaps.follow_on(consumer, tp, rs) for tp, rs in fetched.items()}
         events = [event for records in accepted.values() for event in self._decode(records)]
         if not await stubbornly(
             lambda: self._store.apply_encoded(winners(events)), stop, "results ingestion"
@@ -90,7 +85,7 @@ class Ingestor:
 
     @property
     def refetches(self) -> int:
-        return self._gaps.refetches
+        return self._reader.gaps.refetches
 
     async def caught_up(self, since: float) -> None:
         """Wait until ingestion has reached the log end as of `since` (a monotonic time)."""

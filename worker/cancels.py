@@ -18,8 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from inferq.fetching import getmany
-from inferq.gaps import LostLogGuard
+from inferq.gaps import Reader
 from schemas import DecodeError, decode_cancel
 
 log = logging.getLogger(__name__)
@@ -44,10 +43,9 @@ class Cancellations:
 
     async def follow(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         """Read cancellations until `stop` is set; `caught_up` is set at the log end."""
-        lost_logs = LostLogGuard()
+        reader = Reader()
         while not stop.is_set():
-            fetched = await getmany(consumer, timeout_ms=100)
-            await lost_logs.rewind(consumer, busy=fetched)
+            fetched, _ = await reader.fetch(consumer, timeout_ms=100)
             for records in fetched.values():
                 for record in records:
                     self._take(record)

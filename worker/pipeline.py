@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 from inferq.connections import MAX_REQUEST_BYTES
-from inferq.fetching import UnreadableRecord, getmany
-from inferq.gaps import GapGuard, LostLogGuard
+from inferq.fetching import UnreadableRecord
+from inferq.gaps import Reader
 from inferq.outbox import Outbox
 from inferq.retry import Backoff
 from schemas import ErrorCode, JobEvent, JobStatus, utcnow
@@ -46,7 +46,7 @@ class _Rebalance:
     async def on_partitions_revoked(self, revoked: Any) -> None:
         await self._pipeline.commit()
         self._pipeline.tracker.forget(revoked)
-        self._pipeline.gaps.forget(revoked)
+        self._pipeline.reader.gaps.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         if assigned and not self._pipeline.assigned.is_set():
@@ -79,8 +79,7 @@ class ModelPipeline:
         self.cancellations = cancellations
         self.skipped_cancelled = 0  # jobs not run because they were cancelled
         self.tracker = OffsetTracker()
-        self.gaps = GapGuard()
-        self.lost_logs = LostLogGuard()
+        self.reader = Reader()
         self.assigned = asyncio.Event()
         self.batcher: Batcher[Job] = Batcher(
             settings.max_batch_size, settings.max_wait_ms, settings.max_buffered_jobs
@@ -108,14 +107,12 @@ class ModelPipeline:
     async def _fetch(self, stop: asyncio.Event) -> None:
         try:
             while not stop.is_set():
-                fetched = await getmany(
+                accepted, lost = await self.reader.fetch(
                     self.consumer, timeout_ms=100, max_records=self.settings.max_poll_records
                 )
-                lost = await self.lost_logs.rewind(self.consumer, busy=fetched)
                 self.tracker.forget(lost)
-                self.gaps.forget(lost)
-                for partition, records in fetched.items():
-                    for record in self.gaps.follow_on(self.consumer, partition, records):
+                for partition, records in accepted.items():
+                    for record in records:
                         await self._take(partition, record)
         finally:
             await self.batcher.close()

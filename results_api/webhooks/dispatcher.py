@@ -10,8 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from inferq.commits import PeriodicCommits, consume_in_steps
-from inferq.fetching import getmany
-from inferq.gaps import GapGuard, LostLogGuard
+from inferq.gaps import Reader
 from results_api.models import JobView
 from results_api.persist import stubbornly
 from results_api.restart import restarting
@@ -54,8 +53,7 @@ class Dispatcher:
         self._settings = settings
         self._store = store
         self._courier = courier
-        self._gaps = GapGuard()
-        self._lost_logs = LostLogGuard()
+        self._reader = Reader()
         self.assigned = False
         self.skipped = 0
 
@@ -81,14 +79,11 @@ class Dispatcher:
     async def _step(
         self, consumer: AIOKafkaConsumer, commits: PeriodicCommits, stop: asyncio.Event
     ) -> None:
-        fetched = await getmany(consumer, timeout_ms=500)
+        accepted, lost = await self._reader.fetch(consumer, timeout_ms=500)
         self.assigned = bool(consumer.assignment())
-        lost = await self._lost_logs.rewind(consumer, busy=fetched)
-        self._gaps.forget(lost)
         commits.forget(lost)
-        if not fetched:
+        if not accepted:
             return
-        accepted = {tp: self._gaps.follow_on(consumer, tp, rs) for tp, rs in fetched.items()}
         now = time.time()
         deliveries = [
             delivery
