@@ -62,7 +62,7 @@ async def getmany(
     committed offset is known: this waits for it up to `timeout_ms`, as the fetch would),
     so that each can be put back."""
     wanted = partitions or tuple(consumer.assignment())
-    before = await _positions(consumer, wanted, timeout_ms)
+    before = await positions(consumer, wanted, timeout_ms)
     if wanted and not before:
         return {}  # no position known yet: the next call asks again
     try:
@@ -75,7 +75,7 @@ async def getmany(
     # A partition that moved on lost what the failed call took from it. One that did not
     # kept its place, and so did one that a rebalance meanwhile sent back to its committed
     # offset: that is where its reading goes on.
-    for tp, offset in (await _positions(consumer, before, timeout_ms)).items():
+    for tp, offset in (await positions(consumer, before, timeout_ms)).items():
         if offset > before[tp]:
             consumer.seek(tp, before[tp])
     left = max_records or READ_LIMIT
@@ -91,11 +91,10 @@ async def getmany(
     return {tp: records for tp, records in fetched.items() if tp in assigned}
 
 
-async def _positions(
-    consumer: AIOKafkaConsumer, partitions: Any, timeout_ms: int
-) -> dict[Any, int]:
-    """The positions of `partitions`, waiting up to `timeout_ms` for those without one yet;
-    one revoked meanwhile, or still without a position then, is left out."""
+async def positions(consumer: AIOKafkaConsumer, partitions: Any, timeout_ms: int) -> dict[Any, int]:
+    """The positions of `partitions`, waiting up to `timeout_ms` for those without one yet
+    (0: waiting for none); one revoked meanwhile, or still without a position then, is
+    left out."""
     known: dict[Any, int] = {}
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout_ms / 1000):

@@ -17,7 +17,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from inferq.fetching import getmany
+from inferq.fetching import getmany, positions
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,12 @@ class LostLogGuard:
         their state."""
         lost = []
         now = time.monotonic()
+        ends = {p: consumer.highwater(p) for p in consumer.assignment() if p not in busy}
+        # a partition without a position (being reset) is not waited for: not lost yet
+        at = await positions(consumer, [p for p, end in ends.items() if end is not None], 0)
         for partition in consumer.assignment():
-            end = None if partition in busy else consumer.highwater(partition)
-            if end is None or await consumer.position(partition) <= end:
+            end, position = ends.get(partition), at.get(partition)
+            if end is None or position is None or position <= end:
                 self._seen.pop(partition, None)
                 continue
             rounds, since = self._seen.get(partition, (0, now))

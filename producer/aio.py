@@ -17,6 +17,7 @@ from producer.requests import (
     Inputs,
     build_request,
     cancel_records,
+    not_acknowledged,
     sdk_records,
 )
 from producer.settings import ProducerSettings
@@ -52,10 +53,10 @@ class AsyncClient:
             max_record_bytes=MAX_REQUEST_BYTES,
             max_wait_s=settings.submit_timeout_s,
         )
-        # Futures of batches not acknowledged yet; those that failed, until a flush reports
-        # them. Only `_settled` moves a future from one to the other.
-        self._pending: set[asyncio.Future[Any]] = set()
-        self._failed: list[BaseException] = []
+        # Batches not acknowledged yet, with the jobs of their records; the jobs of those
+        # that failed, until a flush reports them. Only `_settled` moves them.
+        self._pending: dict[asyncio.Future[Any], list[str]] = {}
+        self._failed: list[tuple[str, BaseException]] = []
         self._http = httpx.AsyncClient()  # for `wait`, closed by `close`
         self._started = False
 
@@ -107,11 +108,9 @@ class AsyncClient:
         """Ask for a job to be cancelled: a worker that has not started it will not run it,
         and the job ends `cancelled` unless a result was written first (read the job to see
         which); `flush()` waits for the broker to take the request."""
-        await self._send(cancel_records(self._topics, job_id, tenant=self.settings.tenant))
+        await self._send(cancel_records(self._topics, job_id, tenant=self.settings.tenant), job_id)
 
-    async def _send(
-        self, records: list[tuple[str, KafkaRecord]], job_id: str | None = None
-    ) -> None:
+    async def _send(self, records: list[tuple[str, KafkaRecord]], job_id: str) -> None:
         """Hand the records over in order; the first refused raises, and the rest stay (a
         request refused leaves no `queued` event for a job that will never run)."""
         if not self._started:
@@ -122,18 +121,22 @@ class AsyncClient:
                 raise BrokerUnavailable(
                     f"the broker did not take the record for {topic} within "
                     f"{self.settings.submit_timeout_s:g} s (submit_timeout_s): {error}",
-                    job_id,
+                    [job_id],
                 ) from error
-            if future not in self._pending:  # records of one batch share its future
-                self._pending.add(future)
+            jobs = self._pending.get(future)
+            if jobs is None:  # records of one batch share its future
+                jobs = self._pending[future] = []
                 future.add_done_callback(self._settled)
+            jobs.append(job_id)
 
     def _settled(self, future: "asyncio.Future[Any]") -> None:
-        self._pending.discard(future)
+        jobs = self._pending.pop(future)
         if future.cancelled():
-            self._failed.append(asyncio.CancelledError("the record was not sent"))
-        elif (error := future.exception()) is not None:
-            self._failed.append(error)
+            error: BaseException | None = asyncio.CancelledError("the record was not sent")
+        else:
+            error = future.exception()
+        if error is not None:
+            self._failed += [(job_id, error) for job_id in jobs]
 
     def wait(self, job_id: str, timeout: float = 60.0) -> Coroutine[Any, Any, JobEvent]:
         """`await client.wait(job_id)`: the job once terminal, from the results API
@@ -151,11 +154,10 @@ class AsyncClient:
         await self._producer.flush()
         if self._pending:
             await asyncio.wait(set(self._pending))  # unlike gather, never cancels them
-        errors, self._failed = self._failed, []
-        if errors:
-            raise BrokerUnavailable(
-                f"{len(errors)} record(s) not acknowledged by the broker: {errors[0]}"
-            ) from errors[0]
+        failed, self._failed = self._failed, []
+        if failed:
+            job_ids, (error, *_) = zip(*failed, strict=True)
+            raise BrokerUnavailable(not_acknowledged(job_ids, error), job_ids) from error
 
     async def close(self) -> None:
         """Flush, then disconnect."""

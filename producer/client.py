@@ -16,6 +16,7 @@ from producer.requests import (
     Inputs,
     build_request,
     cancel_records,
+    not_acknowledged,
     sdk_records,
 )
 from producer.settings import ProducerSettings
@@ -40,7 +41,7 @@ class Client:
         self._topics = settings.topics
         # kafka-python reports a record the broker did not acknowledge only to its future
         # (its flush does not raise), on its sender thread.
-        self._refused: list[BaseException] = []
+        self._refused: list[tuple[str, BaseException]] = []  # job id, error
         self._refused_lock = threading.Lock()
         timeout_ms = int(settings.submit_timeout_s * 1000)
         try:
@@ -98,9 +99,9 @@ class Client:
         """Ask for a job to be cancelled: a worker that has not started it will not run it,
         and the job ends `cancelled` unless a result was written first (read the job to see
         which); `flush()` waits for the broker to take the request."""
-        self._send(cancel_records(self._topics, job_id, tenant=self.settings.tenant))
+        self._send(cancel_records(self._topics, job_id, tenant=self.settings.tenant), job_id)
 
-    def _send(self, records: list[tuple[str, KafkaRecord]], job_id: str | None = None) -> None:
+    def _send(self, records: list[tuple[str, KafkaRecord]], job_id: str) -> None:
         """Hand the records over in order; the first refused raises, and the rest stay."""
         for topic, record in records:
             try:
@@ -113,13 +114,13 @@ class Client:
                 raise BrokerUnavailable(
                     f"the broker did not take the record for {topic} within "
                     f"{self.settings.submit_timeout_s:g} s (submit_timeout_s): {exc}",
-                    job_id,
+                    [job_id],
                 ) from exc
-            future.add_errback(self._note_refused)
+            future.add_errback(self._note_refused, job_id)
 
-    def _note_refused(self, error: BaseException) -> None:
+    def _note_refused(self, job_id: str, error: BaseException) -> None:
         with self._refused_lock:
-            self._refused.append(error)
+            self._refused.append((job_id, error))
 
     def wait(self, job_id: str, timeout: float = 60.0) -> JobEvent:
         """Block until the job is terminal and return it, asking the results API
@@ -141,9 +142,8 @@ class Client:
         with self._refused_lock:
             refused, self._refused = self._refused, []
         if refused:
-            raise BrokerUnavailable(
-                f"{len(refused)} record(s) not acknowledged by the broker: {refused[0]}"
-            ) from refused[0]
+            job_ids, (error, *_) = zip(*refused, strict=True)
+            raise BrokerUnavailable(not_acknowledged(job_ids, error), job_ids) from error
 
     def close(self, timeout: float | None = None) -> None:
         """Flush (raising as `flush` does; `timeout` bounds it), then disconnect, also when

@@ -40,15 +40,23 @@ class PayloadTooLarge(SubmitError):
 
 
 class BrokerUnavailable(TransientError, ConnectionError):
-    """The broker did not take the records within the client's timeout. From `submit`:
-    `job_id` is the job's id, to submit it again under (a job sent twice runs at least
-    once, and its first terminal state is kept)."""
+    """The broker did not take the records within the client's timeout. `job_ids`: the
+    jobs whose records it did not take (from `submit`, that job; from `flush`, every job
+    not reported yet, whichever thread or task submitted it), to submit again under their
+    ids (a job sent twice runs at least once, and its first terminal state is kept)."""
 
     code = ErrorCode.UNAVAILABLE
 
-    def __init__(self, message: str, job_id: str | None = None) -> None:
+    def __init__(self, message: str, job_ids: Sequence[str] = ()) -> None:
         super().__init__(message)
-        self.job_id = job_id
+        self.job_ids = tuple(dict.fromkeys(job_ids))  # in order, each once
+
+
+def not_acknowledged(job_ids: Sequence[str], error: BaseException) -> str:
+    """What `flush` says when records of `job_ids` were not acknowledged."""
+    jobs = list(dict.fromkeys(job_ids))
+    named = ", ".join(jobs[:3]) + (", ..." if len(jobs) > 3 else "")
+    return f"{len(jobs)} job(s) not acknowledged by the broker ({named}): {error}"
 
 
 def _tensors(inputs: Inputs, binary: bool) -> list[Tensor]:

@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-from inferq.gaps import GapGuard, LostLogGuard
+from inferq.gaps import GapGuard, LostLogGuard, Reader
+from tests.support import eventually
 
 
 @dataclass(frozen=True)
@@ -129,3 +130,34 @@ async def test_a_lost_log_must_stay_lost_for_a_while_too() -> None:
     for _ in range(5):
         assert await guard.rewind(consumer) == []
     assert consumer.rewound == []
+
+
+class Busy(Positions):
+    """A consumer whose partition `q` brings a record at each fetch, and `p` none."""
+
+    async def getmany(
+        self, *partitions: str, timeout_ms: int, max_records: int | None = None
+    ) -> dict[str, list[Record]]:
+        offset = self.positions["q"]
+        self.positions["q"] = self.ends["q"] = offset + 1
+        return {"q": records(offset)}
+
+    def seek(self, partition: str, offset: int) -> None:
+        self.positions[partition] = offset
+
+
+async def test_a_reader_finds_a_lost_log_while_another_partition_brings_records() -> None:
+    """The worker, ingestion and webhook dispatch read through `Reader`: their fetches are
+    never empty while `q` is busy, and `p`, whose log ends before its position, is read
+    again all the same (after LOST_ROUNDS rounds over LOST_AFTER_S)."""
+    reader, consumer = Reader(), Busy({"p": 50, "q": 0}, {"p": 2, "q": 0})
+    seen: list[int] = []
+
+    async def rewound() -> list[str] | None:
+        accepted, lost = await reader.fetch(consumer, timeout_ms=100)
+        seen.extend(r.offset for r in accepted["q"])
+        return lost or None
+
+    assert await eventually(rewound, within_s=10) == ["p"]
+    assert consumer.rewound == ["p"]
+    assert seen == list(range(len(seen)))  # every record of q, in order

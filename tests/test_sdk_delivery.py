@@ -18,7 +18,11 @@ from producer import AsyncClient, BrokerUnavailable, Client, ProducerSettings
 from tests.support import read_all
 
 MODEL = "breast_cancer"
-NOT_ACKNOWLEDGED = re.escape("2 record(s) not acknowledged by the broker: ")  # request, queued
+
+
+def not_acknowledged(job_id: str) -> str:
+    """The start of `flush`'s error for the records (request, queued event) of one job."""
+    return re.escape(f"1 job(s) not acknowledged by the broker ({job_id}): ")
 
 
 def settings_for(broker: DevBroker, prefix: str) -> ProducerSettings:
@@ -59,10 +63,11 @@ def test_the_sync_client_reports_records_the_broker_never_acknowledged(
         client.submit(MODEL, inputs())
         client.flush()  # the topics' metadata is known from here on
         with frozen(own_broker):
-            client.submit(MODEL, inputs())  # handed over: the broker's answer is awaited
+            job_id = client.submit(MODEL, inputs())  # handed over: its answer is awaited
             # kafka-python's own flush returns once the batches are given up, raising nothing
-            with pytest.raises(BrokerUnavailable, match=f"^{NOT_ACKNOWLEDGED}"):
+            with pytest.raises(BrokerUnavailable, match=f"^{not_acknowledged(job_id)}") as caught:
                 client.flush()
+            assert caught.value.job_ids == (job_id,)
         client.flush()  # reported once
         later = client.submit(MODEL, inputs())
         client.flush()
@@ -79,9 +84,10 @@ async def test_the_async_client_reports_a_refusal_once(own_broker: DevBroker, pr
         await client.submit(MODEL, inputs())
         await client.flush()
         with frozen(own_broker):
-            await client.submit(MODEL, inputs())
-            with pytest.raises(BrokerUnavailable, match=f"^{NOT_ACKNOWLEDGED}"):
+            job_id = await client.submit(MODEL, inputs())
+            with pytest.raises(BrokerUnavailable, match=f"^{not_acknowledged(job_id)}") as caught:
                 await client.flush()
+            assert caught.value.job_ids == (job_id,)
         await client.flush()  # nothing new: reported once
         later = await client.submit(MODEL, inputs())
         await client.flush()

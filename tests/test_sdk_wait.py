@@ -179,7 +179,7 @@ async def test_a_long_poll_may_not_outlast_the_deadline_by_much() -> None:
     handler, seen = _scripted(httpx.Response(200, json=DONE))
     await _wait(handler, within_s=2)
     read = seen[0].extensions["timeout"]["read"]
-    assert 2.0 < read <= 2.5
+    assert 0.5 < read <= 2.5  # at most half a second past the 2 s left
     handler, seen = _scripted(httpx.Response(200, json=DONE))
     await _wait(handler, within_s=300)
     assert seen[0].extensions["timeout"]["read"] == 65.0

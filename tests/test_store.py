@@ -13,10 +13,11 @@ import pytest
 from redis.asyncio import Redis
 
 from inferq.devbroker import free_port
+from results_api.routes.common import after_catching_up
 from results_api.sqlite_store import SQLiteStore, sqlite_path
 from results_api.store import StoreError, open_store
 from results_api.waiters import JobWaiters
-from schemas import JobStatus
+from schemas import JobEvent, JobStatus
 from tests.support import eventually, unique_prefix
 from tests.test_store_contract import (
     BOUND_S,
@@ -261,3 +262,34 @@ async def test_a_notify_before_the_wait_is_not_lost() -> None:
         waiters.notify(["c"])  # lands between registering and waiting
         async with asyncio.timeout(BOUND_S):
             await changed.wait()
+
+
+class OneJob:
+    """A store that holds job `j` once `stored` is set, and tells each read; an ingestor
+    that never catches up."""
+
+    def __init__(self) -> None:
+        self.stored = False
+        self.read = asyncio.Event()
+
+    async def get(self, job_id: str) -> JobEvent | None:
+        self.read.set()
+        return event(job_id, JobStatus.QUEUED) if self.stored else None
+
+    async def caught_up(self, since: float) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_wake_that_brings_no_job_does_not_end_the_wait_for_it() -> None:
+    """A GET for a job in flight waits for its event: a wake of every waiter (the change feed
+    came back) with nothing stored for it yet is not a 404."""
+    store, changed = OneJob(), asyncio.Event()
+    waiting = asyncio.create_task(after_catching_up("j", changed, store, store, BOUND_S))
+    changed.set()  # woken, and nothing stored
+    async with asyncio.timeout(BOUND_S):
+        await store.read.wait()
+    assert not waiting.done()
+    store.stored = True
+    changed.set()
+    async with asyncio.timeout(BOUND_S):
+        assert await waiting == event("j", JobStatus.QUEUED)

@@ -2,7 +2,8 @@
 
 import asyncio
 import time
-from typing import Annotated
+from asyncio import FIRST_COMPLETED
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -122,25 +123,40 @@ async def find_job(
     event = await deps.store.get(job_id)
     if event is None or not visible(event.tenant, tenant, deps.keys.enabled):
         # another tenant's job takes as long to be "not found" as an unknown one
-        event = await _after_catching_up(job_id, changed, deps)
+        wait_s = deps.settings.not_found_wait_ms / 1000
+        event = await after_catching_up(job_id, changed, deps.store, deps.ingestor, wait_s)
     if event is None or not visible(event.tenant, tenant, deps.keys.enabled):
         raise not_found(job_id)
     return event
 
 
-async def _after_catching_up(
-    job_id: str, changed: asyncio.Event, deps: Services
+class Reads(Protocol):
+    async def get(self, job_id: str) -> JobEvent | None: ...
+
+
+class CatchesUp(Protocol):
+    async def caught_up(self, since: float) -> None: ...
+
+
+async def after_catching_up(
+    job_id: str, changed: asyncio.Event, store: Reads, ingestor: CatchesUp, wait_s: float
 ) -> JobEvent | None:
-    """A job unknown here may be in flight: wait for its event or for ingestion to catch up."""
-    timeout = deps.settings.not_found_wait_ms / 1000
+    """A job unknown here may be in flight: its event from `store` once `changed` says it
+    came, or None once `ingestor` has caught up or `wait_s` has passed. A wake that brings
+    no event (every waiter is woken when the store's change feed comes back) is no answer:
+    the wait goes on."""
     since = time.monotonic()
-    waits = [
-        asyncio.create_task(changed.wait()),
-        asyncio.create_task(deps.ingestor.caught_up(since)),
-    ]
+    deadline = since + wait_s
+    caught_up = asyncio.create_task(ingestor.caught_up(since))
     try:
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            woken = asyncio.create_task(changed.wait())
+            left = max(0.0, deadline - time.monotonic())
+            await asyncio.wait([woken, caught_up], timeout=left, return_when=FIRST_COMPLETED)
+            woken.cancel()
+            changed.clear()  # before the read, so news after the read sets it again
+            event = await store.get(job_id)
+            if event is not None or caught_up.done() or time.monotonic() >= deadline:
+                return event
     finally:
-        for task in waits:
-            task.cancel()
-    return await deps.store.get(job_id)
+        caught_up.cancel()
