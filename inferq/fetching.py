@@ -96,11 +96,11 @@ async def positions(consumer: AIOKafkaConsumer, partitions: Any, timeout_ms: int
     (0: waiting for none); one revoked meanwhile, or still without a position then, is
     left out."""
     known: dict[Any, int] = {}
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout_ms / 1000):
-            for tp in partitions:
-                with contextlib.suppress(IllegalStateError):
-                    known[tp] = await consumer.position(tp)
+    deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
+    for tp in partitions:  # one without a position hides none after it
+        with contextlib.suppress(TimeoutError, IllegalStateError):
+            async with asyncio.timeout_at(deadline):
+                known[tp] = await consumer.position(tp)
     return known
 
 

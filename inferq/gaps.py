@@ -98,7 +98,7 @@ class LostLogGuard:
                 continue
             rounds, since = self._seen.get(partition, (0, now))
             if rounds + 1 >= self._rounds and now - since >= self._after_s:
-                del self._seen[partition]
+                self._seen.pop(partition, None)
                 lost.append(partition)
             else:
                 self._seen[partition] = (rounds + 1, since)
@@ -128,5 +128,10 @@ class Reader:
         fetched = await getmany(consumer, timeout_ms=timeout_ms, max_records=max_records)
         lost = await self._lost_logs.rewind(consumer, busy=fetched)
         self.gaps.forget(lost)
-        accepted = {tp: self.gaps.follow_on(consumer, tp, rs) for tp, rs in fetched.items()}
+        assigned = consumer.assignment()  # a partition revoked meanwhile is not ours to read
+        accepted = {
+            tp: self.gaps.follow_on(consumer, tp, rs)
+            for tp, rs in fetched.items()
+            if tp in assigned
+        }
         return accepted, lost

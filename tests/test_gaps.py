@@ -1,5 +1,6 @@
 """The gap guard: a consumer that sees offsets jump asks once more from where it expected."""
 
+import asyncio
 from dataclasses import dataclass
 
 from inferq.gaps import GapGuard, LostLogGuard, Reader
@@ -71,8 +72,8 @@ class Positions:
         self.ends = ends
         self.rewound: list[str] = []
 
-    def assignment(self) -> set[str]:
-        return set(self.positions)
+    def assignment(self) -> list[str]:
+        return list(self.positions)
 
     def highwater(self, partition: str) -> int | None:
         return self.ends.get(partition)
@@ -161,3 +162,25 @@ async def test_a_reader_finds_a_lost_log_while_another_partition_brings_records(
     assert await eventually(rewound, within_s=10) == ["p"]
     assert consumer.rewound == ["p"]
     assert seen == list(range(len(seen)))  # every record of q, in order
+
+
+class Resetting(Positions):
+    """Partition `a` has no position yet (its reset waits on the broker): asking for it
+    waits, as aiokafka's does; the others answer at once."""
+
+    def assignment(self) -> list[str]:
+        return ["a", *self.positions]
+
+    async def position(self, partition: str) -> int:
+        if partition == "a":
+            await asyncio.Event().wait()
+        return await super().position(partition)
+
+    def highwater(self, partition: str) -> int | None:
+        return 0 if partition == "a" else super().highwater(partition)
+
+
+async def test_a_partition_without_a_position_hides_no_lost_log() -> None:
+    guard, consumer = LostLogGuard(rounds=1, after_s=0), Resetting({"p": 50}, {"p": 2})
+    async with asyncio.timeout(10):
+        assert await guard.rewind(consumer) == ["p"]

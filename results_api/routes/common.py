@@ -148,9 +148,9 @@ async def after_catching_up(
     since = time.monotonic()
     deadline = since + wait_s
     caught_up = asyncio.create_task(ingestor.caught_up(since))
+    woken = asyncio.create_task(changed.wait())
     try:
         while True:
-            woken = asyncio.create_task(changed.wait())
             left = max(0.0, deadline - time.monotonic())
             await asyncio.wait([woken, caught_up], timeout=left, return_when=FIRST_COMPLETED)
             woken.cancel()
@@ -158,5 +158,7 @@ async def after_catching_up(
             event = await store.get(job_id)
             if event is not None or caught_up.done() or time.monotonic() >= deadline:
                 return event
+            woken = asyncio.create_task(changed.wait())
     finally:
         caught_up.cancel()
+        woken.cancel()
