@@ -123,10 +123,11 @@ async def _alone(consumer: AIOKafkaConsumer, tp: Any, timeout_ms: int, limit: in
 async def _walk(consumer: AIOKafkaConsumer, tp: Any, timeout_ms: int, limit: int) -> list[Any]:
     """One record a call from the position, so the record that fails is the one there."""
     records: list[Any] = []
+    # The failed call left the position where it was and its parser dead: fetch afresh,
+    # once; the calls after it go on through what that fetch brought.
+    consumer.seek(tp, await consumer.position(tp))
     while len(records) < limit:
-        # A failed call leaves the position where it was and its parser dead: afresh.
         offset = await consumer.position(tp)
-        consumer.seek(tp, offset)
         try:
             one: dict[Any, list[Any]] = await consumer.getmany(
                 tp, timeout_ms=timeout_ms, max_records=1
