@@ -44,6 +44,7 @@ class _Rebalance:
         self._pipeline = pipeline
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        self._pipeline.revoked.update(revoked)
         await self._pipeline.commit()
         self._pipeline.tracker.forget(revoked)
         self._pipeline.reader.gaps.forget(revoked)
@@ -81,6 +82,7 @@ class ModelPipeline:
         self.tracker = OffsetTracker()
         self.reader = Reader()
         self.assigned = asyncio.Event()
+        self.revoked: set[Any] = set()  # partitions revoked since the last fetch began
         self.batcher: Batcher[Job] = Batcher(
             settings.max_batch_size, settings.max_wait_ms, settings.max_buffered_jobs
         )
@@ -107,13 +109,18 @@ class ModelPipeline:
     async def _fetch(self, stop: asyncio.Event) -> None:
         try:
             while not stop.is_set():
+                self.revoked.clear()
                 accepted, lost = await self.reader.fetch(
                     self.consumer, timeout_ms=100, max_records=self.settings.max_poll_records
                 )
                 self.tracker.forget(lost)
                 for partition, records in accepted.items():
                     for record in records:
-                        await self._take(partition, record)
+                        # `_take` waits while the batcher is full, and a rebalance may
+                        # come meanwhile: the rest of a revoked partition's records are
+                        # read again, from its committed offset, by whoever holds it now.
+                        if partition not in self.revoked:
+                            await self._take(partition, record)
         finally:
             await self.batcher.close()
 
