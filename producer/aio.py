@@ -24,6 +24,11 @@ from producer.settings import ProducerSettings
 from producer.waiting import wait_async
 from schemas import JobEvent, KafkaRecord
 
+_NOT_OPEN = {
+    "new": "the client is not started: `async with AsyncClient(...)`",
+    "closed": "the client is closed",
+}
+
 
 class AsyncClient:
     """Submit jobs from asyncio code: `async with AsyncClient(...) as client: ...`.
@@ -58,7 +63,7 @@ class AsyncClient:
         self._pending: dict[asyncio.Future[Any], list[str]] = {}
         self._failed: list[tuple[str, BaseException]] = []
         self._http = httpx.AsyncClient()  # for `wait`, closed by `close`
-        self._started = False
+        self._state = "new"  # then "open" once started, "closed" once close begins
 
     async def start(self) -> None:
         try:
@@ -69,7 +74,7 @@ class AsyncClient:
             raise BrokerUnavailable(
                 f"cannot reach the broker at {self.settings.bootstrap_servers}: {exc}"
             ) from exc
-        self._started = True
+        self._state = "open"
 
     async def submit(
         self,
@@ -113,10 +118,14 @@ class AsyncClient:
     async def _send(self, records: list[tuple[str, KafkaRecord]], job_id: str) -> None:
         """Hand the records over in order; the first refused raises, and the rest stay (a
         request refused leaves no `queued` event for a job that will never run)."""
-        if not self._started:
-            raise RuntimeError("the client is not started: `async with AsyncClient(...)`")
+        if self._state != "open":
+            raise RuntimeError(_NOT_OPEN[self._state])
         futures = await self._outbox.put(records, stop_at_refusal=True)
         for (topic, _), future in zip(records, futures, strict=False):
+            if future.cancelled():  # by a `close()` meanwhile
+                raise BrokerUnavailable(
+                    f"the client was closed before the record for {topic} was sent", [job_id]
+                )
             if future.done() and (error := future.exception()) is not None:
                 raise BrokerUnavailable(
                     f"the broker did not take the record for {topic} within "
@@ -160,7 +169,8 @@ class AsyncClient:
             raise BrokerUnavailable(not_acknowledged(job_ids, error), job_ids) from error
 
     async def close(self) -> None:
-        """Flush, then disconnect."""
+        """Flush, then disconnect; `submit` and `cancel` raise from here on."""
+        self._state = "closed"
         try:
             await self.flush()
         finally:

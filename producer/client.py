@@ -43,6 +43,7 @@ class Client:
         # (its flush does not raise), on its sender thread.
         self._refused: list[tuple[str, BaseException]] = []  # job id, error
         self._refused_lock = threading.Lock()
+        self._closed = False
         timeout_ms = int(settings.submit_timeout_s * 1000)
         try:
             self._producer = KafkaProducer(
@@ -103,6 +104,8 @@ class Client:
 
     def _send(self, records: list[tuple[str, KafkaRecord]], job_id: str) -> None:
         """Hand the records over in order; the first refused raises, and the rest stay."""
+        if self._closed:
+            raise RuntimeError("the client is closed")
         for topic, record in records:
             try:
                 future = self._producer.send(
@@ -147,7 +150,9 @@ class Client:
 
     def close(self, timeout: float | None = None) -> None:
         """Flush (raising as `flush` does; `timeout` bounds it), then disconnect, also when
-        the flush failed: records still in flight are given up within `submit_timeout_s`."""
+        the flush failed: records still in flight are given up within `submit_timeout_s`.
+        `submit` and `cancel` raise from here on."""
+        self._closed = True
         try:
             self.flush(timeout)
         finally:

@@ -102,3 +102,21 @@ async def test_an_async_client_not_started_says_so() -> None:
     await client.close()
     with pytest.raises(RuntimeError, match="the client has been closed"):
         await client.wait("j1", timeout=1)  # makes no new HTTP client to leak
+
+
+async def test_a_closed_async_client_refuses_jobs_rather_than_dropping_them(
+    producer_settings: ProducerSettings,
+) -> None:
+    async with AsyncClient(settings=producer_settings) as client:
+        pass
+    with pytest.raises(RuntimeError, match=r"^the client is closed$"):
+        await client.submit(MODEL, inputs())
+    with pytest.raises(RuntimeError, match=r"^the client is closed$"):
+        await client.cancel("j1")
+
+
+def test_a_closed_sync_client_says_so(producer_settings: ProducerSettings) -> None:
+    with Client(settings=producer_settings) as client:
+        pass
+    with pytest.raises(RuntimeError, match=r"^the client is closed$"):
+        client.submit(MODEL, inputs())
