@@ -1,9 +1,11 @@
 """The `inferq` command, run as a user would: real processes, real signals."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -126,6 +128,19 @@ def test_dev_stack_submit_get_and_sigterm(tmp_path: Path, model_repo: Path) -> N
     assert output.count("garbage collector: a young collection every 20000 new objects") == 1
 
 
+def free_ports_in_a_row(count: int) -> int:
+    """The first of `count` consecutive loopback ports that are free now."""
+    while True:
+        first = free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(first + 1, first + count):
+                    held.enter_context(socket.create_server(("127.0.0.1", port)))
+            except OSError:
+                continue
+            return first
+
+
 async def test_worker_processes_serve_and_stop_on_sigterm(
     broker: DevBroker,
     model_repo: Path,
@@ -144,6 +159,7 @@ async def test_worker_processes_serve_and_stop_on_sigterm(
         "INFERQ_SESSION_TIMEOUT_MS": "2000",
         "INFERQ_HEARTBEAT_INTERVAL_MS": "500",
         "INFERQ_GC_THRESHOLD": "1234",
+        "INFERQ_WORKER_PORT": str(port := free_ports_in_a_row(2)),
     }
     worker = await asyncio.create_subprocess_exec(
         *INFERQ,
@@ -163,6 +179,10 @@ async def test_worker_processes_serve_and_stop_on_sigterm(
                 return workers if workers == ["pool-0", "pool-1"] else None
 
             assert await eventually(both_children, within_s=60) == ["pool-0", "pool-1"]
+            async with httpx.AsyncClient() as http:
+                for child_port in (port, port + 1):
+                    ready = await http.get(f"http://127.0.0.1:{child_port}/readyz")
+                    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
             features, _ = dataset("breast_cancer")
             async with AsyncClient(settings=producer_settings) as client:
                 ids = [

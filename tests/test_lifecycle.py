@@ -29,7 +29,7 @@ async def model_topic(settings: ApiSettings) -> None:
 
 
 async def _skipped(worker: Worker, count: int) -> bool | None:
-    return True if worker.pipelines[0].skipped_cancelled == count else None
+    return True if worker.pipelines[0].stats.cancelled == count else None
 
 
 async def test_job_past_its_deadline_ends_expired_and_others_run(

@@ -1,6 +1,6 @@
-"""The Prometheus text the results API writes."""
+"""The Prometheus text the worker and the results API write."""
 
-from results_api.metrics import render
+from inferq.prometheus import render
 
 
 def test_counters_are_written_exactly() -> None:
@@ -21,4 +21,14 @@ def test_counters_are_written_exactly() -> None:
         "# HELP c flag",
         "# TYPE c gauge",
         "c 1",
+    ]
+
+
+def test_labelled_values_are_escaped() -> None:
+    text = render([("jobs_total", "counter", "per model", [({"model": 'a"b\\c'}, 3), ({}, 1)])])
+    assert text.splitlines() == [
+        "# HELP jobs_total per model",
+        "# TYPE jobs_total counter",
+        'jobs_total{model="a\\"b\\\\c"} 3',
+        "jobs_total{} 1",
     ]

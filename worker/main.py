@@ -11,7 +11,9 @@ from inferq.admin import ensure_topics
 from inferq.connections import consumer_options, producer_options
 from inferq.health import BrokerWatch
 from worker.cancels import CANCELS_FETCH_WAIT_MS, Cancellations
+from worker.endpoint import Endpoint
 from worker.pipeline import ModelPipeline
+from worker.probes import routes
 from worker.repository import ModelRepository, list_models
 from worker.settings import WorkerSettings
 from worker.upkeep import upkeep
@@ -30,7 +32,10 @@ class Worker:
         self.settings = settings
         self.topics = settings.topics
         self.ready = asyncio.Event()  # set once every model's consumer has partitions
+        self.serving = asyncio.Event()  # set once it takes jobs
         self.pipelines: list[ModelPipeline] = []
+        self.broker: BrokerWatch | None = None  # once the models are loaded
+        self.port: int | None = None  # of /healthz, /readyz and /metrics, once listening
 
     def served_models(self) -> list[str]:
         models = self.settings.models or list_models(self.settings.model_repository)
@@ -44,6 +49,16 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, finish what was fetched, commit, leave the groups."""
         models = self.served_models()
+        endpoint = Endpoint(routes(self, stop))
+        if self.settings.worker_port is not None:
+            self.port = await endpoint.start(self.settings.worker_host, self.settings.worker_port)
+            log.info("worker endpoint on %s:%d", self.settings.worker_host, self.port)
+        try:
+            await self._run(models, stop)
+        finally:
+            await endpoint.close()
+
+    async def _run(self, models: list[str], stop: asyncio.Event) -> None:
         s = self.settings
         repository = await asyncio.to_thread(
             ModelRepository,
@@ -60,7 +75,7 @@ class Worker:
             self.topics.cancels: 1,
         }
         await ensure_topics(s, partitions)
-        self.broker = BrokerWatch(s, partitions)
+        self.broker = broker = BrokerWatch(s, partitions)
         executor = ThreadPoolExecutor(len(models), thread_name_prefix="inferq-ort")
         producer = AIOKafkaProducer(**producer_options(s))
         await producer.start()
@@ -92,7 +107,7 @@ class Worker:
                     stack.push_async_callback(consumer.stop)
                     self.pipelines.append(pipeline)
                 serving = asyncio.create_task(
-                    self._serve(repository, producer, (cancellations, cancels), stop)
+                    self._serve(repository, producer, broker, (cancellations, cancels), stop)
                 )
                 await _drain_within(serving, stop, s.drain_timeout_s)
         finally:
@@ -106,6 +121,7 @@ class Worker:
         self,
         repository: ModelRepository,
         producer: AIOKafkaProducer,
+        broker: BrokerWatch,
         cancels: tuple[Cancellations, AIOKafkaConsumer],
         stop: asyncio.Event,
     ) -> None:
@@ -113,11 +129,12 @@ class Worker:
         cancellations, consumer = cancels
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(cancellations.follow(consumer, stop))
-            tasks.create_task(self.broker.run(stop))
+            tasks.create_task(broker.run(stop))
             # Jobs cancelled before this worker started must not run: read them all first.
             await cancellations.caught_up.wait()
             served = ", ".join(p.model for p in self.pipelines)
             log.info("worker %s serving %s", s.worker_name, served)
+            self.serving.set()
             tasks.create_task(upkeep(repository, producer, s, stop))
             for pipeline in self.pipelines:
                 tasks.create_task(pipeline.run(stop))

@@ -33,6 +33,7 @@ from worker.jobs import Job, Rejected, expired_event, failed_event, job_id_from_
 from worker.offsets import OffsetTracker
 from worker.repository import ModelRepository
 from worker.settings import WorkerSettings
+from worker.stats import PipelineStats
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class ModelPipeline:
         self.executor = executor
         self.consumer = consumer
         self.cancellations = cancellations
-        self.skipped_cancelled = 0  # jobs not run because they were cancelled
+        self.stats = PipelineStats()
         self.tracker = OffsetTracker()
         self.reader = Reader()
         self.assigned = asyncio.Event()
@@ -136,6 +137,7 @@ class ModelPipeline:
             prepared.enqueued = time.monotonic()
             await self.batcher.put(prepared)
             return
+        self.stats.rejected += 1
         log.warning(
             "job at %s[%d]@%d rejected: %s",
             record.topic,
@@ -182,14 +184,21 @@ class ModelPipeline:
                     outgoing.extend(instead)
             if runnable:
                 await self._announce_running(runnable)
+                began = time.monotonic()
                 records: list[KafkaRecord] = await loop.run_in_executor(
                     self.executor, run_batch, runnable, worker, self.rerun, max_result_bytes
                 )
+                self._ran(len(runnable), time.monotonic() - began)
                 outgoing.extend((results, r) for r in records)
             origins = [job.origin for job in batch if job.origin is not None]
             await self.delivery.send(outgoing, origins)
         await self.delivery.drain()
         self._drained.set()
+
+    def _ran(self, jobs: int, seconds: float) -> None:
+        self.stats.batches += 1
+        self.stats.batch_jobs += jobs
+        self.stats.batch_seconds += seconds
 
     async def _announce_running(self, jobs: list[Job]) -> None:
         """`running` events for the jobs whose callback asked for them."""
@@ -209,12 +218,13 @@ class ModelPipeline:
         A job past its deadline: an `expired` event."""
         request = job.request
         if request.job_id in self.cancellations:
-            self.skipped_cancelled += 1
+            self.stats.cancelled += 1
             if request.callback is None:
                 return []
             known = JobEvent.queued(request)
             return [encoded(self.topics.results, JobEvent.cancelled(request.job_id, known))]
         if job.request.deadline is not None and job.request.deadline <= utcnow():
+            self.stats.expired += 1
             return [encoded(self.topics.results, expired_event(job, self.settings.worker_name))]
         return None
 
@@ -232,6 +242,7 @@ class ModelPipeline:
         try:
             await self.consumer.commit(offsets)
         except KafkaError as exc:
+            self.stats.commit_failures += 1
             log.warning("commit failed (%s): these jobs may run again elsewhere", exc)
             return
         self.tracker.committed(offsets)

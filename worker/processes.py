@@ -33,12 +33,24 @@ def _child(settings: WorkerSettings) -> None:
     asyncio.run(main())
 
 
+def child_settings(settings: WorkerSettings, index: int) -> WorkerSettings:
+    """Process `index`'s settings: a name of its own, and the endpoint's port + index (a
+    port of 0 stays 0: each process picks a free one)."""
+    port = settings.worker_port
+    return settings.model_copy(
+        update={
+            "worker_name": f"{settings.worker_name}-{index}",
+            "worker_port": port + index if port else port,
+        }
+    )
+
+
 def run_processes(settings: WorkerSettings, processes: int) -> int:
     """Run `processes` workers until they exit; returns the worst exit code."""
     context = multiprocessing.get_context("spawn")
     children: list[BaseProcess] = []
     for index in range(processes):
-        own = settings.model_copy(update={"worker_name": f"{settings.worker_name}-{index}"})
+        own = child_settings(settings, index)
         child = context.Process(target=_child, args=(own,), name=f"inferq-worker-{index}")
         child.start()
         children.append(child)

@@ -4,7 +4,7 @@ import os
 import socket
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from inferq.settings import ProcessSettings
 
@@ -80,5 +80,25 @@ class WorkerSettings(ProcessSettings):
         "message.max.bytes",
     )
     max_poll_records: int = Field(default=1024, ge=1)
+    worker_host: str = Field(
+        default="127.0.0.1", description="where the worker's /healthz, /readyz and /metrics listen"
+    )
+    worker_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="port of /healthz, /readyz and /metrics (unset: none); with several "
+        "processes, process i listens on this port + i",
+    )
     intra_op_threads: int = Field(default=1, ge=0, description="0 lets ONNX Runtime decide")
     execution_providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+
+    @model_validator(mode="after")
+    def _ports_fit(self) -> "WorkerSettings":
+        port = self.worker_port
+        if port and port + self.processes - 1 > 65535:
+            raise ValueError(
+                f"worker_port {port} with {self.processes} processes needs ports up to "
+                f"{port + self.processes - 1}: the last is 65535"
+            )
+        return self

@@ -3,8 +3,8 @@
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
+from inferq.prometheus import CONTENT_TYPE, Sample, render
 from results_api.errors import ApiError
-from results_api.metrics import CONTENT_TYPE, render
 from results_api.models import Health, ModelEntry, ModelList
 from results_api.routes.common import Caller, Deps, errors
 from results_api.services import Services
@@ -35,9 +35,9 @@ async def readyz(deps: Deps) -> Health:
     return Health(status="ready")
 
 
-def _samples(deps: Services) -> list[tuple[str, str, str, float]]:
+def _samples(deps: Services) -> list[Sample]:
     ingestor = deps.ingestor
-    samples = [
+    samples: list[Sample] = [
         (
             "inferq_jobs_submitted_total",
             "counter",

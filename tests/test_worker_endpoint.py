@@ -1,0 +1,132 @@
+"""The worker's /healthz, /readyz and /metrics, and the small HTTP endpoint serving them."""
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from inferq.demo_models import dataset
+from producer import AsyncClient, ProducerSettings
+from tests.support import eventually, running_worker
+from tests.test_worker_failures import produce_raw
+from worker import Worker, WorkerSettings
+from worker.endpoint import Answer, Endpoint
+from worker.probes import unready
+from worker.processes import child_settings
+
+MODEL = "breast_cancer"
+JOBS = 12
+
+
+async def exchange(port: int, request: bytes) -> bytes:
+    """Send `request` as it is and read the answer to its end (the endpoint closes)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            return await reader.read()
+    finally:
+        writer.close()
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[int]:
+    async def hello() -> Answer:
+        return 200, "text/plain", b"hello\n"
+
+    served = Endpoint({"/hello": hello})
+    port = await served.start("127.0.0.1", 0)
+    try:
+        yield port
+    finally:
+        await served.close()
+
+
+async def test_the_endpoint_answers_get_and_head_and_refuses_the_rest(endpoint: int) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{endpoint}") as http:
+        got = await http.get("/hello?verbose=1")
+        assert (got.status_code, got.text, got.headers["content-type"]) == (
+            200,
+            "hello\n",
+            "text/plain",
+        )
+        head = await http.head("/hello")
+        assert (head.status_code, head.content, head.headers["content-length"]) == (200, b"", "6")
+        missing = await http.get("/nope")
+        assert (missing.status_code, missing.text) == (404, "no such path; try /hello\n")
+        posted = await http.post("/hello", content=b"x")
+        assert (posted.status_code, posted.headers["allow"]) == (405, "GET, HEAD")
+
+    garbled = await exchange(endpoint, b"hello there\r\n\r\n")
+    assert garbled.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert garbled.endswith(b"\r\n\r\na request line is METHOD TARGET HTTP/VERSION\n")
+    flood = b"GET /hello HTTP/1.1\r\n" + b"X: y\r\n" * 101 + b"\r\n"
+    assert (await exchange(endpoint, flood)).endswith(b"more than 100 header lines\n")
+    long_line = await exchange(endpoint, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n")
+    assert long_line.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert long_line.endswith(b"a line over 8192 bytes\n")
+
+
+def metric(text: str, name: str) -> float:
+    [value] = re.findall(rf'^{name}{{model="{MODEL}"}} (\S+)$', text, re.MULTILINE)
+    return float(value)
+
+
+async def test_a_worker_reports_readiness_and_what_it_did(
+    worker_settings: WorkerSettings, producer_settings: ProducerSettings
+) -> None:
+    settings = worker_settings.model_copy(update={"models": [MODEL], "worker_port": 0})
+    async with running_worker(settings) as worker:
+        assert worker.port is not None
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{worker.port}") as http:
+            health = await http.get("/healthz")
+            assert (health.status_code, health.json()) == (200, {"status": "ok"})
+
+            async def ready() -> httpx.Response | None:
+                answer = await http.get("/readyz")
+                return answer if answer.status_code == 200 else None
+
+            assert (await eventually(ready)).json() == {"status": "ready"}
+
+            features, _ = dataset(MODEL)
+            async with AsyncClient(settings=producer_settings) as client:
+                for i in range(JOBS):
+                    await client.submit(MODEL, {"input": features[i : i + 1]})
+            await produce_raw(settings, settings.topics.requests(MODEL), b"bad-1", b"{not json")
+
+            async def settled() -> str | None:
+                text = (await http.get("/metrics")).text
+                done = metric(text, "inferq_worker_batch_jobs_total")
+                rejected = metric(text, "inferq_worker_rejected_total")
+                return text if (done, rejected) == (JOBS, 1) else None
+
+            text = await eventually(settled)
+    assert "inferq_worker_ready 1" in text.splitlines()
+    assert metric(text, "inferq_worker_assigned_partitions") == 2
+    assert 1 <= metric(text, "inferq_worker_batches_total") <= JOBS
+    assert metric(text, "inferq_worker_cancelled_total") == 0
+    assert metric(text, "inferq_worker_commit_failures_total") == 0
+    assert metric(text, "inferq_worker_lag_records") == 0
+
+
+async def test_readiness_says_why_not(worker_settings: WorkerSettings) -> None:
+    worker = Worker(worker_settings)
+    stop = asyncio.Event()
+    assert unready(worker, stop) == "loading the models"
+    stop.set()
+    assert unready(worker, stop) == "stopping: finishing the jobs it fetched"
+
+
+def test_each_worker_process_listens_on_a_port_of_its_own(
+    worker_settings: WorkerSettings,
+) -> None:
+    settings = worker_settings.model_copy(update={"worker_name": "pool", "worker_port": 9100})
+    ports = [child_settings(settings, i).worker_port for i in range(3)]
+    assert ports == [9100, 9101, 9102]
+    anywhere = settings.model_copy(update={"worker_port": 0})
+    assert [child_settings(anywhere, i).worker_port for i in range(2)] == [0, 0]
+    with pytest.raises(ValueError, match="worker_port 65535 with 2 processes needs ports up to"):
+        WorkerSettings(worker_port=65535, processes=2)

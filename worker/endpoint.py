@@ -1,0 +1,87 @@
+"""A small HTTP endpoint for probes and Prometheus (the worker serves no API).
+
+A worker process never loads the web stack, so this is plain asyncio: one request per
+connection (HTTP/1.1 with `Connection: close`), GET or HEAD, its request line and headers
+bounded in size, count and time. Routes are coroutines returning (status, content type,
+body).
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+
+Answer = tuple[int, str, bytes]  # status, content type, body
+Route = Callable[[], Awaitable[Answer]]
+
+LINE_LIMIT = 8192  # bytes in the request line or in one header line
+MAX_HEADER_LINES = 100
+READ_TIMEOUT_S = 5.0  # for the request, then for writing the answer
+TEXT = "text/plain; charset=utf-8"
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    503: "Service Unavailable",
+}
+
+
+class Endpoint:
+    def __init__(self, routes: Mapping[str, Route]) -> None:
+        self._routes = routes
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on `host`:`port` (0: a free port); returns the port."""
+        self._server = await asyncio.start_server(self._serve, host, port, limit=LINE_LIMIT)
+        port_bound: int = self._server.sockets[0].getsockname()[1]
+        return port_bound
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                method, (status, content_type, body) = await self._answer(reader)
+            head = (
+                f"HTTP/1.1 {status} {REASONS[status]}\r\n"
+                f"Content-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n"
+                + ("Allow: GET, HEAD\r\n" if status == 405 else "")
+                + "Connection: close\r\n\r\n"
+            )
+            writer.write(head.encode("latin-1") + (b"" if method == "HEAD" else body))
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass  # a client too slow, or gone: no answer
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader) -> tuple[str, Answer]:
+        try:
+            return await self._route(reader)
+        except ValueError:  # StreamReader.readline: a line over LINE_LIMIT
+            return "", (400, TEXT, f"a line over {LINE_LIMIT} bytes\n".encode())
+
+    async def _route(self, reader: asyncio.StreamReader) -> tuple[str, Answer]:
+        parts = (await reader.readline()).decode("latin-1").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            return "", (400, TEXT, b"a request line is METHOD TARGET HTTP/VERSION\n")
+        for _ in range(MAX_HEADER_LINES):
+            if (await reader.readline()).strip() == b"":
+                break
+        else:
+            return "", (400, TEXT, f"more than {MAX_HEADER_LINES} header lines\n".encode())
+        method, target = parts[0], parts[1]
+        route = self._routes.get(target.split("?", 1)[0])
+        if route is None:
+            return method, (404, TEXT, f"no such path; try {', '.join(self._routes)}\n".encode())
+        if method not in ("GET", "HEAD"):
+            return method, (405, TEXT, b"only GET and HEAD\n")
+        return method, await route()
