@@ -119,15 +119,26 @@ class Reader:
     def __init__(self) -> None:
         self.gaps = GapGuard()
         self._lost_logs = LostLogGuard()
+        self.generation = 0  # rebalances told by `revoked`
+
+    def revoked(self, partitions: Any) -> None:
+        """Call from the rebalance listener's `on_partitions_revoked`, first thing."""
+        self.generation += 1
+        self.gaps.forget(partitions)
 
     async def fetch(
         self, consumer: Any, *, timeout_ms: int, max_records: int | None = None
     ) -> tuple[dict[Any, list[Any]], list[Any]]:
         """The records to process now, by partition, and the partitions sent back to their
-        start (whose state the caller forgets)."""
+        start (whose state the caller forgets). Records of an assignment that a rebalance
+        (told by `revoked`) ended while this ran are left out: the partitions' positions
+        were reset to their committed offsets, so whoever holds them reads those again."""
         fetched = await getmany(consumer, timeout_ms=timeout_ms, max_records=max_records)
+        generation = self.generation
         lost = await self._lost_logs.rewind(consumer, busy=fetched)
         self.gaps.forget(lost)
+        if self.generation != generation:
+            return {}, lost
         assigned = consumer.assignment()  # a partition revoked meanwhile is not ours to read
         accepted = {
             tp: self.gaps.follow_on(consumer, tp, rs)

@@ -184,3 +184,37 @@ async def test_a_partition_without_a_position_hides_no_lost_log() -> None:
     guard, consumer = LostLogGuard(rounds=1, after_s=0), Resetting({"p": 50}, {"p": 2})
     async with asyncio.timeout(10):
         assert await guard.rewind(consumer) == ["p"]
+
+
+class Rebalancing(Busy):
+    """Once `armed`, a rebalance comes after the next fetch has returned, while the reader
+    looks for lost logs: the listener tells the reader then, as aiokafka's would."""
+
+    def __init__(self, reader: Reader, positions: dict[str, int], ends: dict[str, int]) -> None:
+        super().__init__(positions, ends)
+        self.reader = reader
+        self.armed = False
+        self._due = False
+
+    async def getmany(
+        self, *partitions: str, timeout_ms: int, max_records: int | None = None
+    ) -> dict[str, list[Record]]:
+        self._due, self.armed = self.armed, False
+        return await super().getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
+
+    async def position(self, partition: str) -> int:
+        if self._due:
+            self._due = False
+            self.reader.revoked(self.assignment())
+        return await super().position(partition)
+
+
+async def test_records_fetched_before_a_rebalance_are_left_for_their_new_owner() -> None:
+    reader = Reader()
+    consumer = Rebalancing(reader, {"p": 50, "q": 0}, {"p": 2, "q": 0})
+    assert await reader.fetch(consumer, timeout_ms=100) == ({"q": records(0)}, [])
+    consumer.armed = True
+    assert await reader.fetch(consumer, timeout_ms=100) == ({}, [])
+    assert reader.generation == 1
+    # a fetch after the rebalance brings what the partition's position gives
+    assert await reader.fetch(consumer, timeout_ms=100) == ({"q": records(2)}, [])

@@ -10,8 +10,9 @@ from inferq.admin import ensure_topics
 from inferq.demo_models import dataset
 from inferq.retry import Backoff
 from producer import AsyncClient, ProducerSettings
+from results_api.settings import ApiSettings
 from schemas import KafkaRecord
-from tests.support import eventually, running_worker
+from tests.support import eventually, running_api, running_worker, wait_terminal
 from worker import WorkerSettings
 from worker.execute import run_batch
 from worker.jobs import Job
@@ -60,6 +61,7 @@ async def committed_to_the_end(settings: WorkerSettings) -> bool | None:
 async def test_partitions_revoked_while_the_batcher_is_full_are_left_to_their_new_owner(
     worker_settings: WorkerSettings,
     producer_settings: ProducerSettings,
+    api_settings: ApiSettings,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -72,8 +74,8 @@ async def test_partitions_revoked_while_the_batcher_is_full_are_left_to_their_ne
     await ensure_topics(settings, {topics.requests(MODEL): 2, topics.results: 2, topics.dlq: 2})
     features, _ = dataset(MODEL)
     async with AsyncClient(settings=producer_settings) as client:
-        for i in range(JOBS):  # both partitions are full before the held worker's first fetch
-            await client.submit(MODEL, {"input": features[i : i + 1]})
+        # both partitions are full before the held worker's first fetch
+        ids = [await client.submit(MODEL, {"input": features[i : i + 1]}) for i in range(JOBS)]
 
     held = settings.model_copy(update={"worker_name": HELD})
     try:
@@ -92,6 +94,9 @@ async def test_partitions_revoked_while_the_batcher_is_full_are_left_to_their_ne
                 await eventually(shared)
                 gate.opened.set()
                 await eventually(lambda: committed_to_the_end(settings), interval=0.2)
+                async with running_api(api_settings) as api:
+                    jobs = [await wait_terminal(api, job_id) for job_id in ids]
     finally:
         gate.opened.set()
+    assert [job["status"] for job in jobs] == ["succeeded"] * JOBS
     assert [m for m in caplog.messages if "commit failed" in m] == []

@@ -45,10 +45,9 @@ class _Rebalance:
         self._pipeline = pipeline
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        self._pipeline.revoked.update(revoked)
+        self._pipeline.reader.revoked(revoked)  # first: the fetch loop stops taking records
         await self._pipeline.commit()
         self._pipeline.tracker.forget(revoked)
-        self._pipeline.reader.gaps.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         if assigned and not self._pipeline.assigned.is_set():
@@ -83,7 +82,6 @@ class ModelPipeline:
         self.tracker = OffsetTracker()
         self.reader = Reader()
         self.assigned = asyncio.Event()
-        self.revoked: set[Any] = set()  # partitions revoked since the last fetch began
         self.batcher: Batcher[Job] = Batcher(
             settings.max_batch_size, settings.max_wait_ms, settings.max_buffered_jobs
         )
@@ -110,20 +108,27 @@ class ModelPipeline:
     async def _fetch(self, stop: asyncio.Event) -> None:
         try:
             while not stop.is_set():
-                self.revoked.clear()
                 accepted, lost = await self.reader.fetch(
                     self.consumer, timeout_ms=100, max_records=self.settings.max_poll_records
                 )
                 self.tracker.forget(lost)
-                for partition, records in accepted.items():
-                    for record in records:
-                        # `_take` waits while the batcher is full, and a rebalance may
-                        # come meanwhile: the rest of a revoked partition's records are
-                        # read again, from its committed offset, by whoever holds it now.
-                        if partition not in self.revoked:
-                            await self._take(partition, record)
+                await self._take_all(accepted, self.reader.generation)
         finally:
             await self.batcher.close()
+
+    async def _take_all(self, accepted: dict[Any, list[Any]], generation: int) -> None:
+        """Take the records of one fetch until a rebalance. `_take` waits while the batcher
+        is full, and a rebalance may come meanwhile: it revokes every partition (aiokafka
+        rebalances eagerly) and resets the positions of those given back to their
+        committed offsets, so the rest of these records are read again by whoever holds
+        their partitions now. Taking them here would track offsets the tracker forgot
+        (and commit past records still running) or partitions this worker no longer
+        holds (a commit the broker refuses)."""
+        for partition, records in accepted.items():
+            for record in records:
+                if self.reader.generation != generation:
+                    return
+                await self._take(partition, record)
 
     async def _take(self, partition: Any, record: Any) -> None:
         self.tracker.started(partition, record.offset)
