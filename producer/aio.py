@@ -64,6 +64,8 @@ class AsyncClient:
         self._failed: list[tuple[str, BaseException]] = []
         self._http = httpx.AsyncClient()  # for `wait`, closed by `close`
         self._state = "new"  # then "open" once started, "closed" once close begins
+        self._sending = 0  # `_send` calls under way: `close` waits for them
+        self._sent: asyncio.Event | None = None  # set when the last ends, once closing
 
     async def start(self) -> None:
         try:
@@ -74,7 +76,8 @@ class AsyncClient:
             raise BrokerUnavailable(
                 f"cannot reach the broker at {self.settings.bootstrap_servers}: {exc}"
             ) from exc
-        self._state = "open"
+        if self._state == "new":  # not when a `close` came meanwhile
+            self._state = "open"
 
     async def submit(
         self,
@@ -120,12 +123,17 @@ class AsyncClient:
         request refused leaves no `queued` event for a job that will never run)."""
         if self._state != "open":
             raise RuntimeError(_NOT_OPEN[self._state])
+        self._sending += 1
+        try:
+            await self._register(records, job_id)
+        finally:
+            self._sending -= 1
+            if not self._sending and self._sent is not None:
+                self._sent.set()
+
+    async def _register(self, records: list[tuple[str, KafkaRecord]], job_id: str) -> None:
         futures = await self._outbox.put(records, stop_at_refusal=True)
         for (topic, _), future in zip(records, futures, strict=False):
-            if future.cancelled():  # by a `close()` meanwhile
-                raise BrokerUnavailable(
-                    f"the client was closed before the record for {topic} was sent", [job_id]
-                )
             if future.done() and (error := future.exception()) is not None:
                 raise BrokerUnavailable(
                     f"the broker did not take the record for {topic} within "
@@ -169,9 +177,13 @@ class AsyncClient:
             raise BrokerUnavailable(not_acknowledged(job_ids, error), job_ids) from error
 
     async def close(self) -> None:
-        """Flush, then disconnect; `submit` and `cancel` raise from here on."""
+        """Flush, then disconnect; `submit` and `cancel` raise from here on, and those
+        already under way in other tasks are waited for and flushed too."""
         self._state = "closed"
         try:
+            if self._sending:
+                self._sent = asyncio.Event()
+                await self._sent.wait()
             await self.flush()
         finally:
             try:

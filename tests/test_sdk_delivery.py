@@ -120,3 +120,33 @@ def test_a_closed_sync_client_says_so(producer_settings: ProducerSettings) -> No
         pass
     with pytest.raises(RuntimeError, match=r"^the client is closed$"):
         client.submit(MODEL, inputs())
+
+
+async def test_close_waits_for_a_submit_under_way_and_flushes_it(
+    own_broker: DevBroker, prefix: str
+) -> None:
+    settings = settings_for(own_broker, prefix).model_copy(
+        update={"submit_timeout_s": 20.0, "producer_batch_bytes": 1024, "queued_events": False}
+    )
+    await topics(settings)
+    client = AsyncClient(settings=settings)
+    await client.start()
+    submitted: list[asyncio.Task[str]] = []
+    with frozen(own_broker):
+        # Small batches that the broker does not answer: soon a submit waits for room.
+        for _ in range(100):
+            submitted.append(asyncio.create_task(client.submit(MODEL, inputs())))
+            done, _ = await asyncio.wait([submitted[-1]], timeout=0.2)
+            if not done:
+                break
+        assert not submitted[-1].done()
+        closing = asyncio.create_task(client.close())
+        await asyncio.sleep(0)  # close begins: later submits are refused
+        with pytest.raises(RuntimeError, match=r"^the client is closed$"):
+            await client.submit(MODEL, inputs())
+    async with asyncio.timeout(30):
+        ids = [await task for task in submitted]
+        await closing
+    topic = settings.topics.requests(MODEL)
+    requests = await read_all(settings.bootstrap_servers, topic, len(ids))
+    assert sorted(key for _, key in requests) == sorted(job_id.encode() for job_id in ids)
