@@ -68,6 +68,8 @@ class AsyncClient:
         self._sent: asyncio.Event | None = None  # set when the last ends, once closing
 
     async def start(self) -> None:
+        if self._state == "closed":
+            raise RuntimeError(_NOT_OPEN["closed"])
         try:
             await self._producer.start()
         except KafkaError as exc:
@@ -76,8 +78,10 @@ class AsyncClient:
             raise BrokerUnavailable(
                 f"cannot reach the broker at {self.settings.bootstrap_servers}: {exc}"
             ) from exc
-        if self._state == "new":  # not when a `close` came meanwhile
-            self._state = "open"
+        if self._state == "closed":  # a `close` came meanwhile
+            await self._producer.stop()
+            raise RuntimeError(_NOT_OPEN["closed"])
+        self._state = "open"
 
     async def submit(
         self,
@@ -134,6 +138,10 @@ class AsyncClient:
     async def _register(self, records: list[tuple[str, KafkaRecord]], job_id: str) -> None:
         futures = await self._outbox.put(records, stop_at_refusal=True)
         for (topic, _), future in zip(records, futures, strict=False):
+            if future.cancelled():  # by a `close()` that was itself cancelled meanwhile
+                raise BrokerUnavailable(
+                    f"the client was closed before the record for {topic} was sent", [job_id]
+                )
             if future.done() and (error := future.exception()) is not None:
                 raise BrokerUnavailable(
                     f"the broker did not take the record for {topic} within "
@@ -182,7 +190,8 @@ class AsyncClient:
         self._state = "closed"
         try:
             if self._sending:
-                self._sent = asyncio.Event()
+                if self._sent is None:  # one for every `close` that waits
+                    self._sent = asyncio.Event()
                 await self._sent.wait()
             await self.flush()
         finally:
