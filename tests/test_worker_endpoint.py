@@ -37,7 +37,10 @@ async def endpoint() -> AsyncIterator[int]:
     async def hello() -> Answer:
         return 200, "text/plain", b"hello\n"
 
-    served = Endpoint({"/hello": hello})
+    async def boom() -> Answer:
+        raise RuntimeError("a bug")
+
+    served = Endpoint({"/hello": hello, "/boom": boom})
     port = await served.start("127.0.0.1", 0)
     try:
         yield port
@@ -56,13 +59,18 @@ async def test_the_endpoint_answers_get_and_head_and_refuses_the_rest(endpoint: 
         head = await http.head("/hello")
         assert (head.status_code, head.content, head.headers["content-length"]) == (200, b"", "6")
         missing = await http.get("/nope")
-        assert (missing.status_code, missing.text) == (404, "no such path; try /hello\n")
-        posted = await http.post("/hello", content=b"x")
-        assert (posted.status_code, posted.headers["allow"]) == (405, "GET, HEAD")
+        assert (missing.status_code, missing.text) == (404, "no such path; try /hello, /boom\n")
+        for path in ("/hello", "/nope"):
+            posted = await http.post(path, content=b"x")
+            assert (posted.status_code, posted.headers["allow"]) == (405, "GET, HEAD")
+        failed = await http.get("/boom")
+        assert (failed.status_code, failed.text) == (500, "internal error: see the worker's log\n")
 
     garbled = await exchange(endpoint, b"hello there\r\n\r\n")
     assert garbled.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert garbled.endswith(b"\r\n\r\na request line is METHOD TARGET HTTP/VERSION\n")
+    many = b"GET /hello HTTP/1.1\r\n" + b"X: y\r\n" * 100 + b"\r\n"
+    assert (await exchange(endpoint, many)).endswith(b"\r\n\r\nhello\n")
     flood = b"GET /hello HTTP/1.1\r\n" + b"X: y\r\n" * 101 + b"\r\n"
     assert (await exchange(endpoint, flood)).endswith(b"more than 100 header lines\n")
     long_line = await exchange(endpoint, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n")
@@ -115,7 +123,7 @@ async def test_a_worker_reports_readiness_and_what_it_did(
 async def test_readiness_says_why_not(worker_settings: WorkerSettings) -> None:
     worker = Worker(worker_settings)
     stop = asyncio.Event()
-    assert unready(worker, stop) == "loading the models"
+    assert unready(worker, stop) == "loading the models and creating the topics"
     stop.set()
     assert unready(worker, stop) == "stopping: finishing the jobs it fetched"
 

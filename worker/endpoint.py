@@ -8,7 +8,10 @@ body).
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Mapping
+
+log = logging.getLogger(__name__)
 
 Answer = tuple[int, str, bytes]  # status, content type, body
 Route = Callable[[], Awaitable[Answer]]
@@ -22,6 +25,7 @@ REASONS = {
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }
 
@@ -64,24 +68,30 @@ class Endpoint:
                 await writer.wait_closed()
 
     async def _answer(self, reader: asyncio.StreamReader) -> tuple[str, Answer]:
+        """The request's method and the answer to it."""
         try:
-            return await self._route(reader)
+            parts = (await reader.readline()).decode("latin-1").split()
+            method = parts[0] if parts else ""
+            return method, await self._route(reader, parts)
         except ValueError:  # StreamReader.readline: a line over LINE_LIMIT
             return "", (400, TEXT, f"a line over {LINE_LIMIT} bytes\n".encode())
 
-    async def _route(self, reader: asyncio.StreamReader) -> tuple[str, Answer]:
-        parts = (await reader.readline()).decode("latin-1").split()
+    async def _route(self, reader: asyncio.StreamReader, parts: list[str]) -> Answer:
         if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            return "", (400, TEXT, b"a request line is METHOD TARGET HTTP/VERSION\n")
-        for _ in range(MAX_HEADER_LINES):
+            return 400, TEXT, b"a request line is METHOD TARGET HTTP/VERSION\n"
+        for _ in range(MAX_HEADER_LINES + 1):  # and the empty line that ends them
             if (await reader.readline()).strip() == b"":
                 break
         else:
-            return "", (400, TEXT, f"more than {MAX_HEADER_LINES} header lines\n".encode())
+            return 400, TEXT, f"more than {MAX_HEADER_LINES} header lines\n".encode()
         method, target = parts[0], parts[1]
+        if method not in ("GET", "HEAD"):
+            return 405, TEXT, b"only GET and HEAD\n"
         route = self._routes.get(target.split("?", 1)[0])
         if route is None:
-            return method, (404, TEXT, f"no such path; try {', '.join(self._routes)}\n".encode())
-        if method not in ("GET", "HEAD"):
-            return method, (405, TEXT, b"only GET and HEAD\n")
-        return method, await route()
+            return 404, TEXT, f"no such path; try {', '.join(self._routes)}\n".encode()
+        try:
+            return await route()
+        except Exception:  # a bug in a route: say so, and keep serving
+            log.exception("%s %s failed", method, target)
+            return 500, TEXT, b"internal error: see the worker's log\n"

@@ -36,7 +36,8 @@ class OffsetTracker:
 
     @property
     def in_flight(self) -> int:
-        return sum(len(p) for p in self._pending.values())
+        """Records fetched whose outcome is not acknowledged yet."""
+        return sum(len(p) for p in self._pending.values()) - sum(map(len, self._done.values()))
 
     def committable(self) -> dict[Partition, int]:
         """Offsets to commit now (the next offset to read), for partitions that moved on."""

@@ -39,7 +39,7 @@ def unready(worker: "Worker", stop: asyncio.Event) -> str | None:
     if stop.is_set():
         return "stopping: finishing the jobs it fetched"
     if worker.broker is None:
-        return "loading the models"
+        return "loading the models and creating the topics"
     if worker.broker.problem is not None:
         return worker.broker.problem
     if not worker.serving.is_set():
@@ -51,7 +51,10 @@ async def _lag(pipeline: ModelPipeline) -> int:
     """Records on the pipeline's partitions that it has not fetched yet."""
     consumer = pipeline.consumer
     held = await positions(consumer, consumer.assignment(), 0)
-    return sum(max(0, (consumer.highwater(tp) or at) - at) for tp, at in held.items())
+    assigned = consumer.assignment()  # a partition revoked meanwhile has no log end to ask
+    return sum(
+        max(0, (consumer.highwater(tp) or at) - at) for tp, at in held.items() if tp in assigned
+    )
 
 
 _PER_MODEL: list[tuple[str, str, str, Callable[[ModelPipeline], float]]] = [
