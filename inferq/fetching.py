@@ -26,6 +26,7 @@ offsets follow on one by one.
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,14 +54,26 @@ class UnreadableRecord:
     timestamp: int = -1  # not known
 
 
+def _no_rebalances() -> int:
+    return 0
+
+
 async def getmany(
-    consumer: AIOKafkaConsumer, *partitions: Any, timeout_ms: int, max_records: int | None = None
+    consumer: AIOKafkaConsumer,
+    *partitions: Any,
+    timeout_ms: int,
+    max_records: int | None = None,
+    generation: Callable[[], int] = _no_rebalances,
 ) -> dict[Any, list[Any]]:
     """`consumer.getmany(*partitions, ...)`, reading around records it cannot parse.
 
     Only partitions with a position are fetched (one just assigned has none until its
     committed offset is known: this waits for it up to `timeout_ms`, as the fetch would),
-    so that each can be put back."""
+    so that each can be put back. `generation` counts the consumer's rebalances (its
+    listener tells them): a rebalance while this reads around a record mixes records of
+    two assignments and leaves the positions it saved stale, so then it returns nothing
+    and sends the partitions back to their committed offsets."""
+    start = generation()
     wanted = partitions or tuple(consumer.assignment())
     before = await positions(consumer, wanted, timeout_ms)
     if wanted and not before:
@@ -87,8 +100,27 @@ async def getmany(
             if records := await _alone(consumer, tp, timeout_ms, left):
                 fetched[tp] = records
                 left -= len(records)
+    if generation() != start:
+        await _to_committed(consumer, before)
+        return {}
     assigned = consumer.assignment()
     return {tp: records for tp, records in fetched.items() if tp in assigned}
+
+
+async def _to_committed(consumer: AIOKafkaConsumer, partitions: Any) -> None:
+    """Send the partitions this consumer still holds back to their committed offsets (the
+    start of the log where none is): no record after one is acknowledged yet. A commit
+    point that cannot be read raises: the reader stops rather than lose records."""
+    log.warning("a rebalance came while reading around an unparseable record: reading again")
+    for tp in partitions:
+        with contextlib.suppress(IllegalStateError):  # revoked: its next owner reads it
+            if tp not in consumer.assignment():
+                continue
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
 
 
 async def positions(consumer: AIOKafkaConsumer, partitions: Any, timeout_ms: int) -> dict[Any, int]:

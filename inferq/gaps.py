@@ -133,7 +133,12 @@ class Reader:
         start (whose state the caller forgets). Records of an assignment that a rebalance
         (told by `revoked`) ended while this ran are left out: the partitions' positions
         were reset to their committed offsets, so whoever holds them reads those again."""
-        fetched = await getmany(consumer, timeout_ms=timeout_ms, max_records=max_records)
+        fetched = await getmany(
+            consumer,
+            timeout_ms=timeout_ms,
+            max_records=max_records,
+            generation=lambda: self.generation,
+        )
         generation = self.generation
         lost = await self._lost_logs.rewind(consumer, busy=fetched)
         self.gaps.forget(lost)

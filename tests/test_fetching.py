@@ -216,3 +216,53 @@ async def test_results_ingestion_skips_an_unreadable_event_and_goes_on(
         return value if (value := await skipped(api)) else None
 
     assert await eventually(any_skipped) == 1
+
+
+async def test_a_rebalance_while_reading_around_sends_partitions_to_their_commit_points(
+    broker: DevBroker, raw_producer: KafkaProducer
+) -> None:
+    """The records read around an unreadable one may be of two assignments then, and the
+    positions saved before of the old one: none is returned, and reading starts again
+    from each partition's committed offset (the log's start where none is)."""
+    topic = f"{unique_prefix()}.t"
+    await ensure_topics(KafkaSettings(bootstrap_servers=broker.bootstrap_servers), {topic: 2})
+    put(raw_producer, topic, 0, b"bad", bad=True)
+    put(raw_producer, topic, 0, b"zero-1")
+    put(raw_producer, topic, 1, b"one-0")
+    put(raw_producer, topic, 1, b"one-1")
+    zero, one = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker.bootstrap_servers,
+        group_id=f"{topic}.group",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    ticks: list[int] = []
+
+    def rebalancing() -> int:
+        """A rebalance between any two looks: a call that reads around sees one."""
+        ticks.append(len(ticks))
+        return ticks[-1]
+
+    async def read_around() -> bool | None:
+        looks = len(ticks)
+        fetched = await getmany(consumer, timeout_ms=100, generation=rebalancing)
+        if len(ticks) - looks == 1:
+            return None  # no unreadable record in this fetch: it looked once
+        assert fetched == {}
+        return True
+
+    try:
+        consumer.assign([zero, one])
+        await consumer.commit({one: 1})
+        await eventually(read_around)
+        assert [await consumer.position(zero), await consumer.position(one)] == [0, 1]
+        seen = await read(consumer, 3)
+    finally:
+        await consumer.stop()
+    assert [(o, v if isinstance(v, bytes) else v[: len(MESSAGE)]) for o, v in seen[0]] == [
+        unreadable(0),
+        (1, b"zero-1"),
+    ]
+    assert seen[1] == [(1, b"one-1")]
