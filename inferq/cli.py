@@ -58,6 +58,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         overrides["models"] = args.model
     if args.processes is not None:
         overrides["processes"] = args.processes
+    if args.port is not None:
+        overrides["worker_port"] = args.port
     settings = WorkerSettings(**overrides)
     if settings.processes > 1:
         return run_processes(settings, settings.processes)
@@ -186,6 +188,9 @@ def parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run a worker (settings from INFERQ_* variables)")
     worker.add_argument("--model", action="append", help="serve this model (repeatable)")
     worker.add_argument("--processes", type=int, help="worker processes (INFERQ_PROCESSES)")
+    worker.add_argument(
+        "--port", type=int, help="/healthz, /readyz and /metrics on this port (INFERQ_WORKER_PORT)"
+    )
     worker.set_defaults(func=cmd_worker)
 
     api = sub.add_parser("api", help="run the results API (settings from INFERQ_* variables)")

@@ -159,13 +159,14 @@ async def test_worker_processes_serve_and_stop_on_sigterm(
         "INFERQ_SESSION_TIMEOUT_MS": "2000",
         "INFERQ_HEARTBEAT_INTERVAL_MS": "500",
         "INFERQ_GC_THRESHOLD": "1234",
-        "INFERQ_WORKER_PORT": str(port := free_ports_in_a_row(2)),
     }
     worker = await asyncio.create_subprocess_exec(
         *INFERQ,
         "worker",
         "--processes",
         "2",
+        "--port",
+        str(port := free_ports_in_a_row(2)),
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
