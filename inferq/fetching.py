@@ -136,6 +136,17 @@ async def positions(consumer: AIOKafkaConsumer, partitions: Any, timeout_ms: int
     return known
 
 
+async def at_log_ends(consumer: AIOKafkaConsumer) -> bool:
+    """Whether every partition the consumer holds is read to the log end its last fetch
+    saw; not while one has no position or no log end yet (just assigned), nor when a
+    rebalance comes meanwhile."""
+    held = consumer.assignment()
+    at = await positions(consumer, held, 0)
+    if set(at) != held or consumer.assignment() != held:
+        return False
+    return all((end := consumer.highwater(tp)) is not None and at[tp] >= end for tp in held)
+
+
 async def _alone(consumer: AIOKafkaConsumer, tp: Any, timeout_ms: int, limit: int) -> list[Any]:
     """Up to `limit` records of one partition; if they cannot all be parsed, those before
     the first that cannot, then that one as an `UnreadableRecord`, with the position past

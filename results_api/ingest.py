@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from inferq.commits import PeriodicCommits, consume_in_steps
+from inferq.fetching import at_log_ends
 from inferq.gaps import Reader
 from results_api.persist import stubbornly
 from results_api.restart import restarting
@@ -64,7 +65,9 @@ class Ingestor:
         self.assigned = bool(consumer.assignment())
         commits.forget(lost)
         if not accepted:
-            if self.assigned:
+            # Nothing came: the log ends are reached, unless a partition has no position
+            # yet (just assigned, its committed offset being read), where nothing was read.
+            if self.assigned and await at_log_ends(consumer):
                 async with self._progress:
                     self._caught_up_at = started
                     self._progress.notify_all()

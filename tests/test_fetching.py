@@ -14,7 +14,7 @@ from kafka import KafkaProducer
 from inferq.admin import ensure_topics
 from inferq.demo_models import dataset
 from inferq.devbroker import DevBroker
-from inferq.fetching import UnreadableRecord, getmany
+from inferq.fetching import UnreadableRecord, at_log_ends, getmany
 from inferq.settings import KafkaSettings
 from producer import AsyncClient, ProducerSettings
 from results_api.settings import ApiSettings
@@ -266,3 +266,25 @@ async def test_a_rebalance_while_reading_around_sends_partitions_to_their_commit
         (1, b"zero-1"),
     ]
     assert seen[1] == [(1, b"one-1")]
+
+
+async def test_at_log_ends_only_once_every_partition_is_read_to_its_end(
+    raw_producer: KafkaProducer, reader: tuple[str, AIOKafkaConsumer]
+) -> None:
+    topic, consumer = reader
+    put(raw_producer, topic, 0, b"zero-0")
+    assert not await at_log_ends(consumer)  # no position nor log end known yet
+    seen = await read(consumer, 1)
+    assert seen == {0: [(0, b"zero-0")], 1: []}
+
+    async def both_ends() -> bool | None:
+        await getmany(consumer, timeout_ms=100)  # partition 1's log end comes with a fetch
+        return await at_log_ends(consumer) or None
+
+    assert await eventually(both_ends)
+    put(raw_producer, topic, 1, b"one-0")
+
+    async def behind() -> bool | None:
+        return not await at_log_ends(consumer) or None
+
+    await eventually(behind)  # once a fetch has seen the new log end, not read yet
