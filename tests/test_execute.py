@@ -30,7 +30,7 @@ from worker.execute import ONCE, run_batch
 from worker.jobs import Job, Rejected, prepare
 from worker.repository import ModelNotFound, ModelRepository, VersionNotFound, list_models
 from worker.results import record_bytes
-from worker.runtime import LoadedModel
+from worker.runtime import InputError, LoadedModel
 
 Array = npt.NDArray[Any]
 CPU = ["CPUExecutionProvider"]
@@ -74,7 +74,8 @@ def demo(model_repo: Path) -> ModelRepository:
 @pytest.fixture(scope="module")
 def toys(tmp_path_factory: pytest.TempPathFactory) -> ModelRepository:
     """double: y = x + x over [N, ?]; fixed: the same over [2, 2] (no batch dimension);
-    gather: a lookup that fails for an index out of range; total: column sums, shape [1, 2]."""
+    gather: a lookup that fails for an index out of range; total: column sums, shape [1, 2];
+    pair: a + b over [N, 2] each."""
     root = tmp_path_factory.mktemp("toys")
     add = helper.make_node("Add", ["x", "x"], ["y"])
     write_onnx(root / "double", add, [fp32("x", ["N", None])], [fp32("y", ["N", None])])
@@ -86,7 +87,11 @@ def toys(tmp_path_factory: pytest.TempPathFactory) -> ModelRepository:
     axes = helper.make_tensor("axes", TensorProto.INT64, [1], [0])
     reduce = helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=1)
     write_onnx(root / "total", reduce, [fp32("x", ["N", 2])], [fp32("y", [1, 2])], axes)
-    return load(root, "double", "fixed", "gather", "total")
+    pair = helper.make_node("Add", ["a", "b"], ["y"])
+    write_onnx(
+        root / "pair", pair, [fp32("a", ["N", 2]), fp32("b", ["N", 2])], [fp32("y", ["N", 2])]
+    )
+    return load(root, "double", "fixed", "gather", "total", "pair")
 
 
 @pytest.fixture
@@ -405,3 +410,17 @@ def test_non_finite_outputs_are_spelled_in_json_results(toys: ModelRepository) -
     (y,) = event.outputs or []
     assert y.data == ["Infinity", "NaN", "-Infinity", 3.0]
     np.testing.assert_array_equal(y.to_numpy(), x + x)  # NaN equals NaN here
+
+
+def test_the_inputs_of_a_job_must_have_as_many_rows_each(toys: ModelRepository) -> None:
+    """A batch joins each input of its jobs on its own: a job with one row of `a` and two
+    of `b` would hand its second `b` row to the next job in the batch."""
+    pair = toys.get("pair")
+    one, two = np.zeros((1, 2), np.float32), np.zeros((2, 2), np.float32)
+    pair.validate({"a": two, "b": two})
+    with pytest.raises(InputError) as raised:
+        pair.validate({"a": one, "b": two})
+    assert str(raised.value) == (
+        "the inputs of a job must have the same number of rows (first dimension): 'a' 1, 'b' 2"
+    )
+    assert raised.value.code == ErrorCode.INVALID_INPUT

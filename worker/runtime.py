@@ -86,6 +86,17 @@ def _spec(node: Any) -> IoSpec:
     )
 
 
+def _same_rows(arrays: Arrays) -> None:
+    """The inputs of one job must have as many rows each: a batch joins each input of its
+    jobs on its own, and cuts the outputs by the rows of the first."""
+    rows = {name: array.shape[0] if array.ndim else None for name, array in arrays.items()}
+    if len(set(rows.values())) > 1:
+        counts = ", ".join(f"'{name}' {count}" for name, count in rows.items())
+        raise InputError(
+            f"the inputs of a job must have the same number of rows (first dimension): {counts}"
+        )
+
+
 def _check_names(path: Path, field: str, names: dict[str, str], graph: dict[str, Any]) -> None:
     unknown = sorted(set(names) - set(graph))
     if unknown:
@@ -165,6 +176,8 @@ class LoadedModel:
 
     def validate(self, arrays: Arrays) -> None:
         """InputError unless `arrays` fit the model's inputs; a fitting layout is remembered."""
+        if self.batchable and len(arrays) > 1:
+            _same_rows(arrays)  # not part of the layout: checked every time
         rows = 1 if self.batchable else 0  # a fixed first dimension is part of the layout
         layout = tuple((n, a.dtype.str, a.shape[rows:], a.ndim) for n, a in arrays.items())
         if layout in self._valid_layouts:
