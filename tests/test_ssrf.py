@@ -268,16 +268,7 @@ async def test_the_sender_connects_to_the_address_it_checked(answer: list[str]) 
         loopback = [ipaddress.ip_network("127.0.0.0/8")]
         sender = Sender(client, [new_secret()], loopback, 10.0, first_answer)
         url = f"http://hooks.invalid:{receiver.port}/hook?job=j1"
-        delivery = Delivery(
-            id=delivery_id("j1", "completed"),
-            job_id="j1",
-            event="completed",
-            url=url,
-            body="{}",
-            next_try_at=0.0,
-            created_at=0.0,
-        )
-        outcome = await sender.attempt(delivery)
+        outcome = await sender.attempt(delivery_to(url))
     assert outcome == Outcome(delivered=True, status=200)
     assert asked == ["hooks.invalid"]
     (tried,) = receiver.attempts
@@ -303,3 +294,36 @@ def test_a_pinned_url_keeps_its_host_for_the_header_and_tls(
     pinned_url, host_header, extensions = pinned(url, address)
     assert (str(pinned_url), host_header) == (target, host)
     assert extensions == ({} if sni is None else {"sni_hostname": sni})
+
+
+def delivery_to(url: str) -> Delivery:
+    return Delivery(
+        id=delivery_id("j1", "completed"),
+        job_id="j1",
+        event="completed",
+        url=url,
+        body="{}",
+        next_try_at=0.0,
+        created_at=0.0,
+    )
+
+
+async def test_a_try_waits_its_own_timeout_and_an_address_that_times_out_passes() -> None:
+    """httpx's default timeout (5 s) does not cut a try short of INFERQ_WEBHOOK_TIMEOUT_S;
+    each address may take its share of it to connect, and one that does not connect in
+    time passes the try to the next."""
+    tried: list[tuple[str, dict[str, float]]] = []
+
+    def transport(request: httpx.Request) -> httpx.Response:
+        tried.append((request.url.host, request.extensions["timeout"]))
+        if request.url.host == "192.0.2.1":
+            raise httpx.ConnectTimeout("no answer", request=request)
+        return httpx.Response(200)
+
+    addresses = [ipaddress.ip_network("192.0.2.0/24")]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(transport)) as client:
+        sender = Sender(client, [new_secret()], addresses, 12.0, answers("192.0.2.1", "192.0.2.2"))
+        outcome = await sender.attempt(delivery_to("http://hooks.example/hook"))
+    assert outcome == Outcome(delivered=True, status=200)
+    timeout = {"connect": 6.0, "read": 12.0, "write": 12.0, "pool": 12.0}
+    assert tried == [("192.0.2.1", timeout), ("192.0.2.2", timeout)]

@@ -82,17 +82,25 @@ class Sender:
         headers = sign(delivery.id, int(time.time()), body, self.secrets)
         headers["content-type"] = "application/json"
         headers["user-agent"] = USER_AGENT
+        # Each address may take its share of the timeout to connect; the try as a whole
+        # may take all of it (httpx's own default, 5 s, would cut it short).
+        waits = httpx.Timeout(self.timeout_s, connect=self.timeout_s / len(addresses))
         for address in addresses[:-1]:  # the next one when one cannot be reached
-            with contextlib.suppress(httpx.ConnectError):
-                return await self._post_to(delivery.url, address, body, headers)
-        return await self._post_to(delivery.url, addresses[-1], body, headers)
+            with contextlib.suppress(httpx.ConnectError, httpx.ConnectTimeout):
+                return await self._post_to(delivery.url, address, body, headers, waits)
+        return await self._post_to(delivery.url, addresses[-1], body, headers, waits)
 
     async def _post_to(
-        self, url: str, address: str, body: bytes, headers: dict[str, str]
+        self, url: str, address: str, body: bytes, headers: dict[str, str], waits: httpx.Timeout
     ) -> Outcome:
         target, host, extensions = pinned(url, address)
         request = self.client.stream(
-            "POST", target, content=body, headers={**headers, "host": host}, extensions=extensions
+            "POST",
+            target,
+            content=body,
+            headers={**headers, "host": host},
+            extensions=extensions,
+            timeout=waits,
         )
         async with request as response:
             return outcome_of(response)
