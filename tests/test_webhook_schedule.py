@@ -35,6 +35,8 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after_s("soon", NOW) is None
     assert retry_after_s("²", NOW) is None  # a digit to str.isdigit, not to float()
     assert retry_after_s("9" * 5000, NOW) == float("inf")  # capped by next_pause
+    assert retry_after_s("Mon, 1 Jan 99999999999 00:00:00 GMT", NOW) is None
+    assert retry_after_s("Mon, 1 Jan 2030 00:00:00 +99999999999999", NOW) is None
     assert retry_after_s(None, NOW) is None
 
 

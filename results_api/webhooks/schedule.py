@@ -17,7 +17,7 @@ def retry_after_s(value: str | None, now: float) -> float | None:
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a year past datetime's
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
