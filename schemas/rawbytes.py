@@ -51,7 +51,10 @@ def _unpack_bytes(raw: bytes, count: int) -> npt.NDArray[Any]:
         at += 4
         if at + size > len(raw):
             raise RawError(f"raw BYTES element {len(items)} needs {size} bytes past the end")
-        items.append(raw[at : at + size].decode("utf-8", errors="replace"))
+        try:
+            items.append(raw[at : at + size].decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise RawError(f"raw BYTES element {len(items)} is not valid UTF-8 text") from exc
         at += size
     if len(items) != count:
         raise RawError(f"{count} BYTES elements expected, raw has {len(items)}")

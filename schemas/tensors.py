@@ -263,6 +263,9 @@ class Tensor(BaseModel):
         arr = np.asarray(array)
         datatype = Datatype.from_numpy(arr.dtype)
         if binary:
+            if datatype is Datatype.BYTES:
+                for item in arr.ravel():
+                    _text(name, item)  # BYTES elements are text: refused here, not on the way
             try:
                 raw = pack(arr, datatype.numpy_dtype)
             except RawError as exc:
@@ -278,7 +281,12 @@ class Tensor(BaseModel):
 
 def _text(name: str, item: object) -> str:
     if isinstance(item, bytes):
-        return item.decode("utf-8", errors="replace")
+        try:
+            return item.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TensorError(
+                f"tensor '{name}': a BYTES element is bytes that are not valid UTF-8 text"
+            ) from exc
     text = str(item)
     if not _is_utf8(text):
         raise TensorError(f"tensor '{name}': a BYTES element is text that is not valid UTF-8")

@@ -364,6 +364,16 @@ def test_binary_tensor_errors() -> None:
     assert (
         str(caught.value) == "tensor 's': shape [1]: raw BYTES element 0 needs 5 bytes past the end"
     )
+    latin = Tensor(name="s", datatype=Datatype.BYTES, shape=[1], raw=b"\x02\x00\x00\x00\xe9t")
+    with pytest.raises(TensorError) as caught:
+        latin.to_numpy()  # refused, not changed into U+FFFD
+    assert str(caught.value) == "tensor 's': shape [1]: raw BYTES element 0 is not valid UTF-8 text"
+    for binary in (False, True):
+        with pytest.raises(TensorError) as caught:
+            Tensor.from_numpy("s", np.array([b"\xe9t"], dtype=object), binary=binary)
+        assert str(caught.value) == (
+            "tensor 's': a BYTES element is bytes that are not valid UTF-8 text"
+        )
     for fields in ({}, {"data": [1.0], "raw": b"\x00" * 4}):
         with pytest.raises(ValueError, match="a tensor has either `data` or `raw`"):
             Tensor.model_validate({"name": "x", "datatype": "FP32", "shape": [1], **fields})
