@@ -100,6 +100,8 @@ def versioned(model_repo: Path, tmp_path: Path) -> Path:
         shutil.copytree(model_repo / "breast_cancer" / "1", tmp_path / "breast_cancer" / version)
     (tmp_path / "breast_cancer" / "3").mkdir()  # no model.onnx: not a version
     (tmp_path / "breast_cancer" / "latest").mkdir()
+    # a digit to str.isdigit, not to int(): not a version either
+    shutil.copytree(model_repo / "breast_cancer" / "1", tmp_path / "breast_cancer" / "\u00b2")
     (tmp_path / "empty").mkdir()
     return tmp_path
 
@@ -424,3 +426,19 @@ def test_the_inputs_of_a_job_must_have_as_many_rows_each(toys: ModelRepository) 
         "the inputs of a job must have the same number of rows (first dimension): 'a' 1, 'b' 2"
     )
     assert raised.value.code == ErrorCode.INVALID_INPUT
+
+
+def test_a_repository_that_cannot_be_listed_keeps_serving(
+    versioned: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    repo = load(versioned, "breast_cancer")
+
+    def vanished(model_dir: Path) -> list[str]:
+        raise FileNotFoundError(f"[Errno 2] No such file or directory: '{model_dir}'")
+
+    monkeypatch.setattr("worker.repository.versions_in", vanished)
+    with caplog.at_level("ERROR", logger="worker.repository"):
+        assert repo.refresh() == []
+    assert repo.versions("breast_cancer") == ["1", "2", "10"]
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith("cannot list the versions of breast_cancer: [Errno 2]")

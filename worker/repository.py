@@ -32,7 +32,7 @@ def versions_in(model_dir: Path) -> list[str]:
     found = [
         d.name
         for d in model_dir.iterdir()
-        if d.is_dir() and d.name.isdigit() and (d / MODEL_FILE).is_file()
+        if d.name.isascii() and d.name.isdigit() and d.is_dir() and (d / MODEL_FILE).is_file()
     ]
     return sorted(found, key=int)
 
@@ -67,7 +67,13 @@ class ModelRepository:
         for name in self._names:
             model_dir = self.root / name
             known = updated.get(name, {})
-            present = versions_in(model_dir) if model_dir.is_dir() else []
+            try:
+                present = versions_in(model_dir) if model_dir.is_dir() else []
+            except OSError as exc:  # the directory moved or cannot be read: look again later
+                if strict:
+                    raise
+                log.error("cannot list the versions of %s: %s", name, exc)
+                continue
             new = [v for v in present if v not in known]
             if not new:
                 continue
