@@ -63,6 +63,7 @@ async def unresolvable(host: str, port: int) -> list[str]:
         ("172.31.255.254", "private"),
         ("192.168.1.1", "private"),
         ("fd12:3456::1", "private"),
+        ("fec0::1", "private"),  # site-local: Python counts it as global
         ("169.254.1.1", "link-local"),
         ("fe80::1", "link-local"),
         ("169.254.169.254", "metadata"),

@@ -24,7 +24,8 @@ METADATA = frozenset(
 )
 PRIVATE = tuple(
     ipaddress.ip_network(text)
-    for text in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+    # fec0::/10: IPv6 site-local, deprecated (RFC 3879) and still routed inside some sites
+    for text in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fec0::/10")
 )
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _HINT = (
