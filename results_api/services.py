@@ -66,10 +66,12 @@ async def running_services(settings: ApiSettings) -> AsyncIterator[Services]:
         )
         await producer.start()
         stack.push_async_callback(producer.stop)
-        admin = AIOKafkaAdminClient(**aiokafka_options(settings))
+        # What a submit asks the broker first (topics, backlog) waits no longer than its send.
+        asked_within = {"request_timeout_ms": int(settings.submit_timeout_s * 1000)}
+        admin = AIOKafkaAdminClient(**aiokafka_options(settings), **asked_within)
         await admin.start()
         stack.push_async_callback(admin.close)
-        offsets = AIOKafkaConsumer(**aiokafka_options(settings))
+        offsets = AIOKafkaConsumer(**aiokafka_options(settings), **asked_within)
         await offsets.start()
         stack.push_async_callback(offsets.stop)
         backlog = Backlog(admin, offsets, topics, settings.backlog_refresh_ms / 1000)
