@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from results_api.app import create_app
+from results_api.services import Services
 from results_api.settings import ApiSettings
 
 
@@ -41,7 +42,8 @@ async def serve(
     The socket is bound first, so `ready` (set once the app has started) means that
     connections are accepted.
     """
-    config = uvicorn_config(settings, create_app(settings, ready=ready))
+    app = create_app(settings, ready=ready)
+    config = uvicorn_config(settings, app)
     server = _Server(config)
     sock = config.bind_socket()
     # bind_socket() makes a socket with proto 0, for which asyncio does not turn Nagle off;
@@ -50,6 +52,9 @@ async def serve(
 
     async def exit_on_stop() -> None:
         await stop.wait()
+        services: Services | None = getattr(app.state, "services", None)  # none while starting
+        if services is not None:
+            services.waiters.close()  # long-polls answer now, within the drain
         server.should_exit = True
 
     watcher = asyncio.create_task(exit_on_stop())

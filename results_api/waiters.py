@@ -12,6 +12,13 @@ from collections.abc import Iterable, Iterator
 class JobWaiters:
     def __init__(self) -> None:
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        self.closing = False  # the server stops: long-polls answer what they have
+
+    def close(self) -> None:
+        """Wake every waiter for good: the server is stopping, and a long-poll that waited
+        on would hold the drain and then be cut off without an answer."""
+        self.closing = True
+        self.wake_all()
 
     @contextlib.contextmanager
     def watch(self, job_id: str) -> Iterator[asyncio.Event]:

@@ -167,9 +167,14 @@ async def view(event: JobEvent, deps: Services) -> JobView:
 async def until_terminal(
     event: JobEvent, changed: asyncio.Event, deps: Services, seconds: float
 ) -> JobEvent:
-    """The job's event once terminal, or its latest after `seconds`."""
+    """The job's event once terminal, or its latest after `seconds` (or at once when the
+    server stops)."""
     deadline = time.monotonic() + seconds
-    while not event.status.terminal and (left := deadline - time.monotonic()) > 0:
+    while (
+        not event.status.terminal
+        and not deps.waiters.closing
+        and (left := deadline - time.monotonic()) > 0
+    ):
         # `changed` was watched before `event` was read: news since then has set it
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), left)
