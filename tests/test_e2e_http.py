@@ -1,12 +1,16 @@
 """Submit and poll over HTTP against the real broker and a real worker."""
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from inferq.demo_models import dataset
-from schemas import Tensor
+from results_api.sqlite_store import SQLiteStore
+from results_api.store import StoreUnavailable
+from schemas import JobEvent, Tensor
 from tests.support import body, output, run_onnx, wait_terminal
 
 
@@ -142,3 +146,20 @@ async def test_metrics_count_submissions(api: httpx.AsyncClient) -> None:
     text = (await api.get("/metrics")).text
     assert "inferq_jobs_submitted_total 1\n" in text
     assert "inferq_ingest_assigned 1\n" in text
+
+
+async def test_a_job_the_broker_took_is_accepted_though_the_store_refused_it(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker has the job once it acknowledged it: a 503 would have the client submit
+    it again (under a new id if it let the SDK choose). Ingestion stores it from its
+    `queued` event on the results topic."""
+
+    async def refused(self: SQLiteStore, events: Iterable[JobEvent]) -> None:
+        raise StoreUnavailable("database is locked")
+
+    monkeypatch.setattr(SQLiteStore, "apply", refused)
+    features, _ = dataset("breast_cancer")
+    accepted = await api.post("/v1/jobs", json=body("breast_cancer", features[:1]))
+    assert accepted.status_code == 202
+    assert (await wait_terminal(api, accepted.json()["job_id"]))["status"] == "succeeded"

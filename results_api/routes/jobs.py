@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import logging
 import math
 import re
 import time
@@ -16,11 +17,13 @@ from results_api.errors import ApiError
 from results_api.models import JobAccepted, JobView, SubmitJob
 from results_api.routes.common import Caller, Deps, errors, find_job
 from results_api.services import Services
+from results_api.store import StoreError
 from results_api.webhooks.ssrf import CallbackRefused, check_callback_url
 from schemas import ErrorCode, InferenceRequest, JobEvent
 from schemas.codec import KafkaRecord
 from schemas.tensors import TensorError
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["jobs"])
 MAX_WAIT_S = 60.0
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)", re.IGNORECASE)
@@ -65,7 +68,10 @@ async def submit_job(
         raise ApiError(413, exc.code, str(exc)) from exc
     await send(records, deps)
     queued = JobEvent.queued(request)
-    await deps.store.apply([queued])
+    try:
+        await deps.store.apply([queued])
+    except StoreError as exc:  # the job is accepted: ingestion stores its queued event
+        log.warning("job %s accepted, not stored yet: %s", request.job_id, exc)
     deps.counters.submitted += 1
     return JobAccepted(job_id=request.job_id, status=queued.status)
 
