@@ -7,6 +7,7 @@ after `since` found nothing new, so every event acknowledged before `since` is s
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -22,6 +23,8 @@ from results_api.waiters import JobWaiters
 from schemas import DecodeError, decode_event_head, supersedes
 
 log = logging.getLogger(__name__)
+
+MINUTE_MS = 60_000
 
 
 class Ingestor:
@@ -72,14 +75,26 @@ class Ingestor:
                     self._caught_up_at = started
                     self._progress.notify_all()
             return
-        events = [event for records in accepted.values() for event in self._decode(records)]
+        # Retention counts from when the events were written (to the end of their minute):
+        # events read again (a new ingest group, offsets lost) do not come back for a
+        # full retention, nor at all once past it.
+        for minute, records in by_minute(accepted.values()).items():
+            if not await self._apply(self._decode(records), (minute + 1) * MINUTE_MS / 1000, stop):
+                return  # stopped: the events are read again after a restart
+        commits.finished({tp: rs[-1].offset + 1 for tp, rs in accepted.items() if rs})
+
+    async def _apply(self, events: list[Encoded], written: float, stop: asyncio.Event) -> bool:
+        """Store the events written at `written` (unix seconds) and tell their waiters;
+        False when stopped first."""
         if not await stubbornly(
-            lambda: self._store.apply_encoded(winners(events)), stop, "results ingestion"
+            lambda: self._store.apply_encoded(winners(events), at=written),
+            stop,
+            "results ingestion",
         ):
-            return  # stopped: the events are read again after a restart
+            return False
         self.ingested += len(events)
         self._waiters.notify(job_id for job_id, _, _ in events)
-        commits.finished({tp: rs[-1].offset + 1 for tp, rs in accepted.items() if rs})
+        return True
 
     def _decode(self, records: list[Any]) -> list[Encoded]:
         events = decode_heads(records)
@@ -114,6 +129,15 @@ def decode_heads(records: list[Any]) -> list[Encoded]:
             continue
         events.append((head.job_id, head.status, record.value))
     return events
+
+
+def by_minute(fetched: Iterable[list[Any]]) -> dict[int, list[Any]]:
+    """The records, by the minute of their timestamp (minutes since the epoch)."""
+    minutes: dict[int, list[Any]] = {}
+    for records in fetched:
+        for record in records:
+            minutes.setdefault(record.timestamp // MINUTE_MS, []).append(record)
+    return minutes
 
 
 def winners(events: list[Encoded]) -> list[Encoded]:

@@ -11,21 +11,19 @@ is not brought back, and the others expire when they would have.
 """
 
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from inferq.connections import consumer_options
 from inferq.fetching import getmany
-from results_api.ingest import decode_heads, winners
+from results_api.ingest import MINUTE_MS, by_minute, decode_heads, winners
 from results_api.settings import ApiSettings
 from results_api.store import ResultStore, open_store
 
 log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT_MS = 1000
-MINUTE_MS = 60_000
 
 
 class ReplayError(RuntimeError):
@@ -57,15 +55,6 @@ async def replay(settings: ApiSettings, store: ResultStore) -> int:
         return applied
     finally:
         await consumer.stop()
-
-
-def by_minute(fetched: Iterable[list[Any]]) -> dict[int, list[Any]]:
-    """The records, by the minute of their timestamp (minutes since the epoch)."""
-    minutes: dict[int, list[Any]] = {}
-    for records in fetched:
-        for record in records:
-            minutes.setdefault(record.timestamp // MINUTE_MS, []).append(record)
-    return minutes
 
 
 async def rebuild(settings: ApiSettings) -> int:

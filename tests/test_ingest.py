@@ -3,8 +3,10 @@ It commits what it stored every `commit_interval_ms` (tests/test_commits.py), an
 more when it stops."""
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import AsyncIterator, Iterable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -31,15 +33,21 @@ class RefusesOnce(SQLiteStore):
         await super().apply_encoded(events, at)
 
 
-async def publish(settings: ApiSettings, jobs: int) -> None:
+async def publish(settings: ApiSettings, jobs: int, *, ages_s: Iterable[float] = ()) -> None:
+    """`jobs` results, job-0 to job-N; with `ages_s`, written that long ago each."""
     producer = AIOKafkaProducer(**producer_options(settings))
     await producer.start()
+    ages = list(ages_s) or [0.0] * jobs
     try:
-        for n in range(jobs):
+        for n, age in zip(range(jobs), ages, strict=True):
             event = JobEvent(job_id=f"job-{n}", status=JobStatus.SUCCEEDED, model="m")
             record = encode_event(event)
             await producer.send_and_wait(
-                settings.topics.results, record.value, key=record.key, headers=record.headers
+                settings.topics.results,
+                record.value,
+                key=record.key,
+                headers=record.headers,
+                timestamp_ms=round((time.time() - age) * 1000),
             )
     finally:
         await producer.stop()
@@ -93,20 +101,36 @@ async def test_ingestion_starts_over_after_a_store_error(
     ), message  # the first pause: from 0.5 to 1 s
 
 
-async def test_ingestion_commits_each_interval_and_when_it_stops(api_settings: ApiSettings) -> None:
-    settings = api_settings.model_copy(update={"commit_interval_ms": 60_000})
-    await publish(settings, 6)
+@contextlib.asynccontextmanager
+async def ingested(settings: ApiSettings, events: int) -> AsyncIterator[SQLiteStore]:
+    """A store that ingestion fills while the block runs, once it has ingested `events`."""
     store = await SQLiteStore(":memory:", retention_s=3600.0).open()
     ingestor = Ingestor(settings, store, JobWaiters())
     stop = asyncio.Event()
     running = asyncio.create_task(ingestor.run(stop))
     try:
-        await eventually(lambda: asyncio.sleep(0, True if ingestor.ingested == 6 else None))
-        offsets = await committed(settings)
-        assert offsets == [None] * len(offsets), offsets  # the interval has not passed
+        await eventually(lambda: asyncio.sleep(0, True if ingestor.ingested == events else None))
+        yield store
     finally:
         stop.set()
         await running
         await store.close()
+
+
+async def test_ingestion_commits_each_interval_and_when_it_stops(api_settings: ApiSettings) -> None:
+    settings = api_settings.model_copy(update={"commit_interval_ms": 60_000})
+    await publish(settings, 6)
+    async with ingested(settings, 6):
+        offsets = await committed(settings)
+        assert offsets == [None] * len(offsets), offsets  # the interval has not passed
     offsets = await committed(settings)
     assert sum(o or 0 for o in offsets) == 6, offsets  # every partition up to its end
+
+
+async def test_events_read_again_keep_their_retention(api_settings: ApiSettings) -> None:
+    """A job's retention counts from when its event was written: an ingest group that reads
+    the topic anew (a new replica's, offsets lost) does not bring back what has expired."""
+    await publish(api_settings, 3, ages_s=[2 * 3600, 0, 30 * 60])
+    async with ingested(api_settings, 3) as store:
+        found = [await store.get(f"job-{n}") is not None for n in range(3)]
+    assert found == [False, True, True]
