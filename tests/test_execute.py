@@ -192,6 +192,25 @@ def test_prepare_a_malformed_record(demo: ModelRepository, key: bytes | None) ->
     assert prepared.event.model_copy(update={"completed_at": None}) == expected
 
 
+def test_the_failed_result_of_an_undecodable_request_keeps_its_tenant(
+    demo: ModelRepository,
+) -> None:
+    """With API keys on, a job's result is readable by its tenant only: a failed result
+    without the tenant would hide the job from its owner for good."""
+    record = encode(request("breast_cancer", {"input": BC[:1]}, job_id="t-1", tenant="acme"))
+    newer = [(name, b"99" if name == "inferq-schema-version" else v) for name, v in record.headers]
+    prepared = prepare(record.key, record.value, newer, demo, worker="w")
+    assert isinstance(prepared, Rejected)
+    assert prepared.code is ErrorCode.UNSUPPORTED_SCHEMA_VERSION
+    assert prepared.event is not None
+    assert (prepared.event.job_id, prepared.event.tenant) == ("t-1", "acme")
+    for value in (b"{oops", b'{"tenant": "no spaces allowed"}', b'["acme"]'):
+        prepared = prepare(b"t-2", value, None, demo, worker="w")
+        assert isinstance(prepared, Rejected)
+        assert prepared.event is not None
+        assert prepared.event.tenant is None
+
+
 T = Tensor.from_numpy
 SHORT = Tensor(name="input", datatype=Datatype.FP32, shape=[1, 30], data=BC[0, :29].tolist())
 BC64 = BC[:1].astype(np.float64)

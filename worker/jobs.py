@@ -1,5 +1,6 @@
 """From a Kafka record to a runnable job, or to the failure that explains why it cannot run."""
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,11 +17,12 @@ from schemas import (
     utcnow,
 )
 from schemas.codec import Headers
-from schemas.messages import JOB_ID_PATTERN
+from schemas.messages import JOB_ID_PATTERN, TENANT_PATTERN
 from worker.repository import ModelNotFound, ModelRepository, VersionNotFound
 from worker.runtime import Arrays, InputError, LoadedModel
 
 _JOB_ID = re.compile(JOB_ID_PATTERN)
+_TENANT = re.compile(TENANT_PATTERN)
 
 
 @dataclass(slots=True)
@@ -76,8 +78,10 @@ def failed_event(
     worker: str,
     request: InferenceRequest | None = None,
     model_version: str | None = None,
+    tenant: str | None = None,
 ) -> JobEvent:
-    """A `failed` event; `model_version` is the version that ran, if any did."""
+    """A `failed` event; `model_version` is the version that ran, if any did; `tenant`
+    stands for the request's when there is none (it could not be decoded)."""
     return JobEvent(
         job_id=job_id,
         status=JobStatus.FAILED,
@@ -89,7 +93,7 @@ def failed_event(
         completed_at=utcnow(),
         metadata=request.metadata if request else {},
         callback=request.callback if request else None,
-        tenant=request.tenant if request else None,
+        tenant=request.tenant if request else tenant,
     )
 
 
@@ -122,6 +126,17 @@ def job_id_from_key(key: bytes | None) -> str | None:
     return text if _JOB_ID.match(text) else None
 
 
+def tenant_from(value: bytes | None) -> str | None:
+    """The tenant a request that cannot be decoded names, if one can be read: its failed
+    result must stay readable by that tenant only (not by every key, nor by none)."""
+    try:
+        parsed = json.loads(value or b"")
+    except (ValueError, RecursionError):
+        return None
+    tenant = parsed.get("tenant") if isinstance(parsed, dict) else None
+    return tenant if isinstance(tenant, str) and _TENANT.match(tenant) else None
+
+
 def prepare(
     key: bytes | None,
     value: bytes | None,
@@ -134,7 +149,11 @@ def prepare(
         request = decode_request(value, headers)
     except DecodeError as exc:
         job_id = job_id_from_key(key)
-        event = failed_event(job_id, exc.code, str(exc), worker=worker) if job_id else None
+        event = (
+            failed_event(job_id, exc.code, str(exc), worker=worker, tenant=tenant_from(value))
+            if job_id
+            else None
+        )
         return Rejected(exc.code, str(exc), event, undecodable=True)
 
     def reject(code: ErrorCode, message: str) -> Rejected:

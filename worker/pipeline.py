@@ -29,7 +29,15 @@ from worker.cancels import Cancellations
 from worker.deadletters import dead_letter
 from worker.delivery import ROOM_WAIT_S, Delivery, Outgoing, encoded
 from worker.execute import run_batch
-from worker.jobs import Job, Rejected, expired_event, failed_event, job_id_from_key, prepare
+from worker.jobs import (
+    Job,
+    Rejected,
+    expired_event,
+    failed_event,
+    job_id_from_key,
+    prepare,
+    tenant_from,
+)
 from worker.offsets import OffsetTracker
 from worker.repository import ModelRepository
 from worker.settings import WorkerSettings
@@ -168,8 +176,11 @@ class ModelPipeline:
             log.exception("preparing the job at offset %d failed", record.offset)
             message = f"internal error while preparing the job: {exc}"
             job_id = job_id_from_key(record.key)
+            tenant = tenant_from(record.value)
             event = (
-                failed_event(job_id, ErrorCode.INTERNAL, message, worker=worker) if job_id else None
+                failed_event(job_id, ErrorCode.INTERNAL, message, worker=worker, tenant=tenant)
+                if job_id
+                else None
             )
             return Rejected(ErrorCode.INTERNAL, message, event, undecodable=True)
 
