@@ -2,8 +2,8 @@
 
 Lag is measured as Kafka tools measure it: the log end of each partition (ListOffsets)
 less the group's committed offset (the log start where the group has committed nothing).
-Each model's figure is kept for `refresh_s`, so a burst of submits costs two admin
-requests a second, not two per request: submits that find it stale share one
+Each model's figure is kept for `refresh_s`, so a burst of submits costs four broker
+requests a second, not four per request: submits that find it stale share one
 measurement, and a measurement that failed is not tried again before `refresh_s`
 either (a broker that does not answer would hold every submit for a request timeout).
 On Apache Kafka the figure is exact; the development broker answers the log end as of

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 
@@ -25,6 +25,7 @@ from schemas import DecodeError, decode_event_head, supersedes
 log = logging.getLogger(__name__)
 
 MINUTE_MS = 60_000
+T = TypeVar("T")
 
 
 class Ingestor:
@@ -78,28 +79,23 @@ class Ingestor:
         # Retention counts from when the events were written (to the end of their minute):
         # events read again (a new ingest group, offsets lost) do not come back for a
         # full retention, nor at all once past it.
-        for minute, records in by_minute(accepted.values()).items():
-            if not await self._apply(self._decode(records), (minute + 1) * MINUTE_MS / 1000, stop):
+        groups, decoded = kept_by_minute(accepted.values())
+        self.skipped += sum(map(len, accepted.values())) - decoded
+        for minute, events in groups.items():
+            if not await self._apply(events, (minute + 1) * MINUTE_MS / 1000, stop):
                 return  # stopped: the events are read again after a restart
+        self.ingested += decoded
         commits.finished({tp: rs[-1].offset + 1 for tp, rs in accepted.items() if rs})
 
     async def _apply(self, events: list[Encoded], written: float, stop: asyncio.Event) -> bool:
         """Store the events written at `written` (unix seconds) and tell their waiters;
         False when stopped first."""
         if not await stubbornly(
-            lambda: self._store.apply_encoded(winners(events), at=written),
-            stop,
-            "results ingestion",
+            lambda: self._store.apply_encoded(events, at=written), stop, "results ingestion"
         ):
             return False
-        self.ingested += len(events)
         self._waiters.notify(job_id for job_id, _, _ in events)
         return True
-
-    def _decode(self, records: list[Any]) -> list[Encoded]:
-        events = decode_heads(records)
-        self.skipped += len(records) - len(events)
-        return events
 
     @property
     def refetches(self) -> int:
@@ -111,41 +107,46 @@ class Ingestor:
             await self._progress.wait_for(lambda: self._caught_up_at >= since)
 
 
-def decode_heads(records: list[Any]) -> list[Encoded]:
-    """The job id and status of each record, beside its JSON; an undecodable record is
-    logged and skipped (it cannot be stored, and stopping would stop every job after it)."""
-    events: list[Encoded] = []
-    for record in records:
-        try:
-            head = decode_event_head(record.value, record.headers)
-        except DecodeError as exc:
-            log.error(
-                "skipping undecodable result at %s[%d]@%d: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                exc,
-            )
-            continue
-        events.append((head.job_id, head.status, record.value))
-    return events
+def decode_head(record: Any) -> Encoded | None:
+    """The job id and status of a record, beside its JSON; None for an undecodable record,
+    logged (it cannot be stored, and stopping would stop every job after it)."""
+    try:
+        head = decode_event_head(record.value, record.headers)
+    except DecodeError as exc:
+        log.error(
+            "skipping undecodable result at %s[%d]@%d: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            exc,
+        )
+        return None
+    return head.job_id, head.status, record.value
 
 
-def by_minute(fetched: Iterable[list[Any]]) -> dict[int, list[Any]]:
-    """The records, by the minute of their timestamp (minutes since the epoch)."""
-    minutes: dict[int, list[Any]] = {}
-    for records in fetched:
-        for record in records:
-            minutes.setdefault(record.timestamp // MINUTE_MS, []).append(record)
-    return minutes
+def kept_by_minute(fetched: Iterable[list[Any]]) -> tuple[dict[int, list[Encoded]], int]:
+    """Per job, the one event of a fetch that the store would keep, picked in log order
+    (a job's events share a partition), grouped by the minute its record was written
+    (minutes since the epoch); and how many records could be decoded."""
+    decoded = [
+        (event, record.timestamp // MINUTE_MS)
+        for records in fetched
+        for record in records
+        if (event := decode_head(record)) is not None
+    ]
+    groups: dict[int, list[Encoded]] = {}
+    for event, minute in winners(decoded):
+        groups.setdefault(minute, []).append(event)
+    return groups, len(decoded)
 
 
-def winners(events: list[Encoded]) -> list[Encoded]:
+def winners(events: Iterable[tuple[Encoded, T]]) -> list[tuple[Encoded, T]]:
     """Per job, the one event of a fetch that the store would keep (a burst often brings a
-    job's queued and terminal events together: only the terminal one is written)."""
-    best: dict[str, Encoded] = {}
-    for event in events:
+    job's queued and terminal events together: only the terminal one is written), with
+    what came with it."""
+    best: dict[str, tuple[Encoded, T]] = {}
+    for event, tag in events:
         kept = best.get(event[0])
-        if kept is None or supersedes(event[1], kept[1]):
-            best[event[0]] = event
+        if kept is None or supersedes(event[1], kept[0][1]):
+            best[event[0]] = (event, tag)
     return list(best.values())

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from inferq.connections import consumer_options
 from inferq.fetching import getmany
-from results_api.ingest import MINUTE_MS, by_minute, decode_heads, winners
+from results_api.ingest import MINUTE_MS, kept_by_minute
 from results_api.settings import ApiSettings
 from results_api.store import ResultStore, open_store
 
@@ -47,10 +47,10 @@ async def replay(settings: ApiSettings, store: ResultStore) -> int:
         applied = 0
         while unread := [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             fetched = await getmany(consumer, *unread, timeout_ms=FETCH_TIMEOUT_MS)
-            for minute, records in by_minute(fetched.values()).items():
-                events = decode_heads(records)
-                await store.apply_encoded(winners(events), at=(minute + 1) * MINUTE_MS / 1000)
-                applied += len(events)
+            groups, decoded = kept_by_minute(fetched.values())
+            for minute, events in groups.items():
+                await store.apply_encoded(events, at=(minute + 1) * MINUTE_MS / 1000)
+            applied += decoded
         log.info("replayed %d events of %s", applied, topic)
         return applied
     finally:

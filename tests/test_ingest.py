@@ -7,12 +7,13 @@ import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from inferq.connections import aiokafka_options, producer_options
-from results_api.ingest import Ingestor
+from results_api.ingest import MINUTE_MS, Ingestor, kept_by_minute
 from results_api.settings import ApiSettings
 from results_api.sqlite_store import SQLiteStore
 from results_api.store import Encoded, StoreError
@@ -134,3 +135,36 @@ async def test_events_read_again_keep_their_retention(api_settings: ApiSettings)
     async with ingested(api_settings, 3) as store:
         found = [await store.get(f"job-{n}") is not None for n in range(3)]
     assert found == [False, True, True]
+
+
+@dataclass(frozen=True)
+class Record:
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    timestamp: int
+    topic: str = "t.results"
+    partition: int = 0
+    offset: int = 0
+
+
+def written(event: JobEvent, minute: int) -> Record:
+    record = encode_event(event)
+    return Record(record.value, list(record.headers), minute * MINUTE_MS + 1)
+
+
+def test_a_fetch_keeps_each_jobs_event_in_log_order_whatever_its_clock_says() -> None:
+    """A job's events share a partition; a worker whose clock is behind writes its result a
+    minute "before" the cancellation that came first in the log: the cancellation wins,
+    as it does in the log, and each job's one event goes with its own minute."""
+    cancelled = written(JobEvent(job_id="b", status=JobStatus.CANCELLED), 601)
+    late = written(JobEvent(job_id="b", status=JobStatus.SUCCEEDED), 600)
+    other = written(JobEvent(job_id="a", status=JobStatus.SUCCEEDED), 600)
+    broken = Record(b"{oops", [], 600 * MINUTE_MS)
+    groups, decoded = kept_by_minute([[other], [cancelled, late, broken]])
+    assert decoded == 3
+    assert {
+        minute: [(job, status) for job, status, _ in events] for minute, events in groups.items()
+    } == {
+        600: [("a", JobStatus.SUCCEEDED)],
+        601: [("b", JobStatus.CANCELLED)],
+    }

@@ -176,15 +176,14 @@ class LoadedModel:
 
     def validate(self, arrays: Arrays) -> None:
         """InputError unless `arrays` fit the model's inputs; a fitting layout is remembered."""
-        if self.batchable and len(arrays) > 1:
-            _same_rows(arrays)  # not part of the layout: checked every time
         rows = 1 if self.batchable else 0  # a fixed first dimension is part of the layout
         layout = tuple((n, a.dtype.str, a.shape[rows:], a.ndim) for n, a in arrays.items())
-        if layout in self._valid_layouts:
-            return
-        self._check(arrays)
-        if len(self._valid_layouts) < _MAX_LAYOUTS:
-            self._valid_layouts.add(layout)
+        if layout not in self._valid_layouts:
+            self._check(arrays)
+            if len(self._valid_layouts) < _MAX_LAYOUTS:
+                self._valid_layouts.add(layout)
+        if self.batchable and len(arrays) > 1:
+            _same_rows(arrays)  # not part of the layout: checked every time
 
     def _check(self, arrays: Arrays) -> None:
         missing = sorted(set(self.inputs) - set(arrays))

@@ -82,13 +82,15 @@ class Sender:
         headers = sign(delivery.id, int(time.time()), body, self.secrets)
         headers["content-type"] = "application/json"
         headers["user-agent"] = USER_AGENT
-        # Each address may take its share of the timeout to connect; the try as a whole
-        # may take all of it (httpx's own default, 5 s, would cut it short).
-        waits = httpx.Timeout(self.timeout_s, connect=self.timeout_s / len(addresses))
+        # An address may take its share of the timeout to connect (TLS included) before
+        # the next is tried; the last may take what is left; httpx's own default (5 s)
+        # would cut the try short.
+        share = httpx.Timeout(self.timeout_s, connect=self.timeout_s / len(addresses))
         for address in addresses[:-1]:  # the next one when one cannot be reached
             with contextlib.suppress(httpx.ConnectError, httpx.ConnectTimeout):
-                return await self._post_to(delivery.url, address, body, headers, waits)
-        return await self._post_to(delivery.url, addresses[-1], body, headers, waits)
+                return await self._post_to(delivery.url, address, body, headers, share)
+        last = httpx.Timeout(self.timeout_s)  # the try's own limit ends it in time
+        return await self._post_to(delivery.url, addresses[-1], body, headers, last)
 
     async def _post_to(
         self, url: str, address: str, body: bytes, headers: dict[str, str], waits: httpx.Timeout
