@@ -445,7 +445,7 @@ def test_the_inputs_of_a_job_must_have_as_many_rows_each(toys: ModelRepository) 
         "the inputs of a job must have the same number of rows (first dimension): 'a' 1, 'b' 2"
     )
     assert raised.value.code == ErrorCode.INVALID_INPUT
-    with pytest.raises(InputError, match="missing \\['b'\\], unexpected \\['c'\\]$"):
+    with pytest.raises(InputError, match=r"missing \['b'\], unexpected \['c'\]$"):
         pair.validate({"a": one, "c": two})  # the names are said first
 
 
