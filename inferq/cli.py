@@ -110,8 +110,13 @@ def cmd_get(args: argparse.Namespace) -> int:
     url = f"{(args.api or settings.api_url).rstrip('/')}/v1/jobs/{quote(args.job_id, safe='')}"
     key = settings.api_key
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    response = httpx.get(url, headers=headers, timeout=30)
-    print(json.dumps(response.json(), indent=2))
+    try:
+        response = httpx.get(url, headers=headers, timeout=30)
+        answer = response.json()
+    except (httpx.HTTPError, ValueError) as exc:  # no answer, or not JSON (a proxy's page)
+        print(f"inferq get: no answer from {url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(answer, indent=2))
     return {200: 0, 404: 1}.get(response.status_code, 2)
 
 

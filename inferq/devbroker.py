@@ -10,8 +10,11 @@ import struct
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+
+from inferq.signals import before_exit
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def answers_kafka(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -64,6 +76,7 @@ class DevBroker:
         self._requested_port = port
         self._start_timeout = start_timeout
         self._process: subprocess.Popen[bytes] | None = None
+        self._unhook: Callable[[], None] | None = None
         self._log_file = Path(tempfile.mkstemp(prefix="inferq-tansu-", suffix=".log")[1])
         self.port = 0
 
@@ -72,11 +85,16 @@ class DevBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> "DevBroker":
+        if self._requested_port and not port_is_free(self._requested_port):
+            raise BrokerError(f"port {self._requested_port} on 127.0.0.1 is taken")
         attempts = 1 if self._requested_port else 3
         for _ in range(attempts):
             self.port = self._requested_port or free_port()
             if self._launch():
                 log.info("development broker (Tansu) ready at %s", self.bootstrap_servers)
+                # It runs in a session of its own: a second Ctrl-C, which exits at once,
+                # must not leave it running.
+                self._unhook = before_exit(self._kill)
                 return self
         tail = self._log_file.read_text(errors="replace")[-2000:]
         raise BrokerError(f"Tansu did not start on 127.0.0.1:{self.port}; its log:\n{tail}")
@@ -89,6 +107,9 @@ class DevBroker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # A terminal's Ctrl-C reaches the services, which drain against a broker
+                # that still answers; the broker stops when they have.
+                start_new_session=True,
             )
         deadline = time.monotonic() + self._start_timeout
         while time.monotonic() < deadline:
@@ -109,7 +130,14 @@ class DevBroker:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def _kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+
     def stop(self, timeout: float = 10.0) -> None:
+        if self._unhook is not None:
+            self._unhook()
+            self._unhook = None
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return

@@ -1,5 +1,6 @@
 """The synchronous client, on kafka-python."""
 
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -140,8 +141,13 @@ class Client:
         BrokerUnavailable if any was not (each refusal is reported once)."""
         try:
             self._producer.flush(timeout=timeout)
-        except KafkaError as exc:
-            raise BrokerUnavailable(f"jobs not acknowledged by the broker: {exc}") from exc
+        except KafkaError as exc:  # `timeout` passed: what is still in flight stays so
+            self._report_refused()
+            raise BrokerUnavailable(f"jobs not acknowledged by the broker in time: {exc}") from exc
+        self._report_refused()
+
+    def _report_refused(self) -> None:
+        """Raise BrokerUnavailable for the records refused since the last report."""
         with self._refused_lock:
             refused, self._refused = self._refused, []
         if refused:
@@ -149,17 +155,18 @@ class Client:
             raise BrokerUnavailable(not_acknowledged(job_ids, error), job_ids) from error
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush (raising as `flush` does; `timeout` bounds it), then disconnect, also when
-        the flush failed: records still in flight are given up within `submit_timeout_s`.
-        `submit` and `cancel` raise from here on."""
+        """Flush (`timeout` bounds it), then disconnect: records still in flight are given
+        up within `submit_timeout_s`. Raises BrokerUnavailable naming every job the broker
+        did not acknowledge, those given up here included. `submit` and `cancel` raise
+        from here on."""
         self._closed = True
         try:
-            self.flush(timeout)
+            with contextlib.suppress(KafkaError):  # what is left is settled by the close
+                self._producer.flush(timeout=timeout)
+            self._producer.close()  # waits only for what delivery_timeout_ms bounds
         finally:
-            try:
-                self._producer.close()  # waits only for what delivery_timeout_ms bounds
-            finally:
-                self._http.close()
+            self._http.close()
+        self._report_refused()  # every record is settled now: none goes unreported
 
     def __enter__(self) -> "Client":
         return self

@@ -121,8 +121,8 @@ class _Poll:
         return max(0.0, min(next(self._pauses), self._deadline - time.monotonic()))
 
     def _expired(self) -> NoReturn:
-        if isinstance(self._failure, JobNotFound):
-            raise self._failure
+        if isinstance(self._failure, JobNotFound) and self._last is None:
+            raise self._failure  # never seen: a job seen once times out with its state
         state = f"still {self._last.status.value}" if self._last else "never read"
         raise JobTimeout(
             f"job '{self.job_id}' not terminal within {self._within_s:g} s ({state})", self._last

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from inferq.demo_models import dataset
-from inferq.devbroker import DevBroker, free_port
+from inferq.devbroker import DevBroker, answers_kafka, free_port
 from producer import AsyncClient, ProducerSettings
 from results_api.settings import ApiSettings
 from tests.processes import Service, Supervisor, base_settings
@@ -65,6 +65,19 @@ def _get(job_id: str, env: dict[str, str], api: str) -> dict[str, object]:
     return job
 
 
+def _start_dev(
+    api_port: int, broker_port: int, repo: Path, *more: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    command = [*INFERQ, "dev", "--api-port", str(api_port), "--broker-port", str(broker_port)]
+    return subprocess.Popen(
+        [*command, "--models", str(repo), *more],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def test_dev_stack_submit_get_and_sigterm(tmp_path: Path, model_repo: Path) -> None:
     api_port, broker_port = free_port(), free_port()
     api = f"http://127.0.0.1:{api_port}"
@@ -75,24 +88,8 @@ def test_dev_stack_submit_get_and_sigterm(tmp_path: Path, model_repo: Path) -> N
         "INFERQ_HEARTBEAT_INTERVAL_MS": "500",
         "INFERQ_GC_THRESHOLD": "20000",
     }
-    dev = subprocess.Popen(
-        [
-            *INFERQ,
-            "dev",
-            "--api-port",
-            str(api_port),
-            "--broker-port",
-            str(broker_port),
-            "--models",
-            str(model_repo),
-            "--store",
-            f"sqlite:///{tmp_path / 'r.db'}",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    store = f"sqlite:///{tmp_path / 'r.db'}"
+    dev = _start_dev(api_port, broker_port, model_repo, "--store", store, env=env)
     try:
         _wait_ready(api, dev)
         features, _ = dataset("breast_cancer")
@@ -125,7 +122,66 @@ def test_dev_stack_submit_get_and_sigterm(tmp_path: Path, model_repo: Path) -> N
         output = dev.communicate(timeout=60)[0]
     assert dev.returncode == 0, output
     assert "SIGTERM: draining" in output
+    assert not answers_kafka("127.0.0.1", broker_port)  # stopped with the stack
     assert output.count("garbage collector: a young collection every 20000 new objects") == 1
+
+
+def test_a_second_signal_exits_at_once_and_takes_the_dev_broker_along(
+    tmp_path: Path, model_repo: Path
+) -> None:
+    """The broker runs in a session of its own (a terminal's Ctrl-C reaches the stack
+    first); a second signal exits without the orderly stop, and kills it on the way."""
+    api_port, broker_port = free_port(), free_port()
+    dev = _start_dev(api_port, broker_port, model_repo)
+    try:
+        _wait_ready(f"http://127.0.0.1:{api_port}", dev)
+        dev.send_signal(signal.SIGTERM)
+        # the same signal twice at once may arrive as one: the second after the first
+        seen = _read_until(dev, "SIGTERM: draining")
+        dev.send_signal(signal.SIGTERM)
+        output = seen + dev.communicate(timeout=60)[0]
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+    assert dev.returncode == 128 + signal.SIGTERM, output
+    assert "second SIGTERM: exiting now" in output
+    assert not answers_kafka("127.0.0.1", broker_port)
+
+
+def _read_until(process: subprocess.Popen[str], text: str) -> str:
+    """What `process` wrote up to the line holding `text` (or up to its end: then the
+    assertion fails; a process that goes quiet meets the test's timeout)."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    for line in iter(process.stdout.readline, ""):
+        lines.append(line)
+        if text in line:
+            break
+    output = "".join(lines)
+    assert text in output, output
+    return output
+
+
+def test_dev_refuses_a_broker_port_that_is_taken(model_repo: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*INFERQ, "dev", "--broker-port", str(port), "--models", str(model_repo)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    assert f"port {port} on 127.0.0.1 is taken" in done.stderr
+
+
+def test_get_without_an_api_is_exit_2() -> None:
+    api = f"http://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [*INFERQ, "get", "j1", "--api", api], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"inferq get: no answer from {api}/v1/jobs/j1: ConnectError")
 
 
 def free_ports_in_a_row(count: int) -> int:

@@ -151,3 +151,21 @@ async def test_close_waits_for_a_submit_under_way_and_flushes_it(
     topic = settings.topics.requests(MODEL)
     requests = await read_all(settings.bootstrap_servers, topic, len(ids))
     assert sorted(key for _, key in requests) == sorted(job_id.encode() for job_id in ids)
+
+
+@pytest.mark.timeout(60)
+def test_the_sync_close_reports_the_jobs_its_flush_had_no_time_for(
+    own_broker: DevBroker, prefix: str
+) -> None:
+    """`close(timeout)` gives up waiting for the broker after `timeout`, then disconnects,
+    which gives up the records still in flight: those jobs are named all the same."""
+    settings = settings_for(own_broker, prefix)
+    asyncio.run(topics(settings))
+    client = Client(settings=settings)
+    client.submit(MODEL, inputs())
+    client.flush()  # the topics' metadata is known from here on
+    with frozen(own_broker):
+        job_id = client.submit(MODEL, inputs())
+        with pytest.raises(BrokerUnavailable, match=f"^{not_acknowledged(job_id)}") as caught:
+            client.close(timeout=0.2)
+    assert caught.value.job_ids == (job_id,)

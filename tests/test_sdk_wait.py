@@ -245,3 +245,17 @@ async def test_an_unreachable_api_times_out_with_the_connect_error() -> None:
             await wait_async(http, settings, "j1", 0.3)
     assert caught.value.last is None
     assert isinstance(caught.value.__cause__, httpx.ConnectError)
+
+
+async def test_a_job_seen_once_times_out_with_its_state_not_as_unknown() -> None:
+    """A 404 after the job was read (replicas behind a load balancer, one lagging) does not
+    make a job that exists "not found"."""
+    queued = httpx.Response(200, json={"job_id": "j1", "status": "queued"})
+    missing = httpx.Response(404, json={"error": {"code": "job_not_found", "message": "no job"}})
+    handler, seen = _scripted(queued, missing)
+    with pytest.raises(JobTimeout) as caught:
+        await _wait(handler, within_s=0.3)
+    assert str(caught.value) == "job 'j1' not terminal within 0.3 s (still queued)"
+    assert caught.value.last is not None
+    assert isinstance(caught.value.__cause__, JobNotFound)
+    assert len(seen) >= 2
