@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
-from inferq.demo_models import INPUT_NAME, dataset
+from inferq.demo_models import INPUT_NAME, build_missing_demo_models, dataset
 from inferq.stack import local_stack
 from producer import AsyncClient
 from schemas import Tensor
@@ -43,6 +43,8 @@ async def _poll(http: httpx.AsyncClient, job_id: str, deadline: float) -> dict[s
 
 
 async def run_demo(repo: Path) -> int:
+    for built in build_missing_demo_models(repo):  # a repository of other models gets them
+        print(f"built {built}")
     async with local_stack(repo) as stack, httpx.AsyncClient(base_url=stack.api_url) as http:
         print(
             f"broker {stack.bootstrap_servers}, results API {stack.api_url}, "

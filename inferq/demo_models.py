@@ -84,3 +84,13 @@ def build_demo_models(repo: Path) -> list[Path]:
     """Write every demo model into `repo`; returns the model files written."""
     _imports()
     return [build_breast_cancer(repo), build_diabetes(repo)]
+
+
+def build_missing_demo_models(repo: Path) -> list[Path]:
+    """Write the demo models that `repo` lacks (version 1, which the demo checks against);
+    returns the model files written."""
+    builders = {"breast_cancer": build_breast_cancer, "diabetes": build_diabetes}
+    missing = [name for name in DEMO_MODELS if not (repo / name / "1" / "model.onnx").is_file()]
+    if missing:
+        _imports()
+    return [builders[name](repo) for name in missing]

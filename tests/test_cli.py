@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from inferq.demo_models import dataset
+from inferq.demo_models import build_missing_demo_models, dataset
 from inferq.devbroker import DevBroker, answers_kafka, free_port
 from producer import AsyncClient, ProducerSettings
 from results_api.settings import ApiSettings
@@ -280,3 +281,15 @@ async def test_worker_and_api_processes_set_the_garbage_collector(
         for service in started:
             await service.until(logged(service), "logging its garbage collector")
     assert [service.log().count(line) for service in started] == [1, 1]
+
+
+def test_the_demo_builds_the_demo_models_a_repository_lacks(
+    tmp_path: Path, model_repo: Path
+) -> None:
+    """`make demo` on a repository of other models (say after `inferq models build
+    minilm`) builds the two it runs, and only those."""
+    shutil.copytree(model_repo / "diabetes", tmp_path / "diabetes")
+    built = build_missing_demo_models(tmp_path)
+    assert built == [tmp_path / "breast_cancer" / "1" / "model.onnx"]
+    assert built[0].is_file()
+    assert build_missing_demo_models(tmp_path) == []
