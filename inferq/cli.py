@@ -37,7 +37,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> None:
         async with local_stack(
-            args.models, api_port=args.api_port, broker_port=args.broker_port, store=args.store
+            args.models,
+            api_port=args.api_port,
+            broker_port=args.broker_port,
+            store=args.store,
+            own_session=True,  # Ctrl-C stops the services first, the broker after them
         ) as stack:
             print(
                 f"inferq dev: broker {stack.bootstrap_servers}  API {stack.api_url}/docs  "
@@ -113,7 +117,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     try:
         response = httpx.get(url, headers=headers, timeout=30)
         answer = response.json()
-    except (httpx.HTTPError, ValueError) as exc:  # no answer, or not JSON (a proxy's page)
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # none, or not JSON
         print(f"inferq get: no answer from {url}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(answer, indent=2))

@@ -75,7 +75,15 @@ def tansu_binary() -> str:
 class DevBroker:
     """Start Tansu, wait until it answers the Kafka protocol, stop it on exit."""
 
-    def __init__(self, port: int | None = None, *, start_timeout: float = 20.0) -> None:
+    def __init__(
+        self, port: int | None = None, *, start_timeout: float = 20.0, own_session: bool = False
+    ) -> None:
+        """`own_session`: the broker runs in a session of its own, out of reach of a
+        terminal's Ctrl-C (which Tansu would obey at once): the services stop first,
+        against a broker that still answers, then it. Nothing but this object (or the
+        hook that a second signal runs) stops it then: a parent killed outright leaves it
+        running."""
+        self._own_session = own_session
         self._requested_port = port
         self._start_timeout = start_timeout
         self._process: subprocess.Popen[bytes] | None = None
@@ -95,8 +103,7 @@ class DevBroker:
             self.port = self._requested_port or free_port()
             if self._launch():
                 log.info("development broker (Tansu) ready at %s", self.bootstrap_servers)
-                # It runs in a session of its own: a second Ctrl-C, which exits at once,
-                # must not leave it running.
+                # A second signal exits at once, past whatever would have stopped it.
                 self._unhook = before_exit(self._kill)
                 return self
         tail = self._log_file.read_text(errors="replace")[-2000:]
@@ -110,9 +117,7 @@ class DevBroker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                # A terminal's Ctrl-C reaches the services, which drain against a broker
-                # that still answers; the broker stops when they have.
-                start_new_session=True,
+                start_new_session=self._own_session,
             )
         deadline = time.monotonic() + self._start_timeout
         while time.monotonic() < deadline:

@@ -1,5 +1,6 @@
-"""Stop on the first SIGINT or SIGTERM; exit at once on the second (after the hooks that
-`before_exit` registered: child processes that would outlive the exit)."""
+"""Stop on the first SIGINT, SIGTERM or SIGHUP (a closed terminal); exit at once on the
+second (after the hooks that `before_exit` registered: child processes that would outlive
+the exit)."""
 
 import asyncio
 import contextlib
@@ -36,5 +37,5 @@ def stop_on_signals(stop: asyncio.Event) -> None:
         log.info("%s: draining (send it again to exit at once)", sig.name)
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, handle, sig)

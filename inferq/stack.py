@@ -38,10 +38,12 @@ async def local_stack(
     api_port: int | None = None,
     broker_port: int | None = None,
     store: str = "sqlite://:memory:",
+    own_session: bool = False,
 ) -> AsyncIterator[Stack]:
-    """Run broker, worker and API until the block exits, then stop them in reverse order."""
+    """Run broker, worker and API until the block exits, then stop them in reverse order
+    (`own_session`: as DevBroker's, for a stack that a terminal's Ctrl-C stops)."""
     ensure_demo_models(repo)
-    with DevBroker(broker_port) as broker:
+    with DevBroker(broker_port, own_session=own_session) as broker:
         port = api_port or free_port()
         servers = broker.bootstrap_servers
         worker = Worker(WorkerSettings(bootstrap_servers=servers, model_repository=repo))

@@ -138,21 +138,25 @@ class Client:
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every submitted job is acknowledged by the broker; raises
-        BrokerUnavailable if any was not (each refusal is reported once)."""
+        BrokerUnavailable if any was not (each refusal is reported once). A `timeout` that
+        passes first raises too, naming the jobs refused so far: the others are still in
+        flight, for a later `flush` or `close` to report."""
         try:
             self._producer.flush(timeout=timeout)
-        except KafkaError as exc:  # `timeout` passed: what is still in flight stays so
-            self._report_refused()
-            raise BrokerUnavailable(f"jobs not acknowledged by the broker in time: {exc}") from exc
+        except KafkaError as exc:
+            late = f"; others were still in flight after {timeout} s ({exc})"
+            self._report_refused(late)
+            raise BrokerUnavailable(f"jobs still in flight after {timeout} s: {exc}") from exc
         self._report_refused()
 
-    def _report_refused(self) -> None:
-        """Raise BrokerUnavailable for the records refused since the last report."""
+    def _report_refused(self, more: str = "") -> None:
+        """Raise BrokerUnavailable for the records refused since the last report (`more`
+        added to its message)."""
         with self._refused_lock:
             refused, self._refused = self._refused, []
         if refused:
             job_ids, (error, *_) = zip(*refused, strict=True)
-            raise BrokerUnavailable(not_acknowledged(job_ids, error), job_ids) from error
+            raise BrokerUnavailable(not_acknowledged(job_ids, error) + more, job_ids) from error
 
     def close(self, timeout: float | None = None) -> None:
         """Flush (`timeout` bounds it), then disconnect: records still in flight are given
@@ -163,9 +167,11 @@ class Client:
         try:
             with contextlib.suppress(KafkaError):  # what is left is settled by the close
                 self._producer.flush(timeout=timeout)
-            self._producer.close()  # waits only for what delivery_timeout_ms bounds
         finally:
-            self._http.close()
+            try:
+                self._producer.close()  # waits only for what delivery_timeout_ms bounds
+            finally:
+                self._http.close()
         self._report_refused()  # every record is settled now: none goes unreported
 
     def __enter__(self) -> "Client":

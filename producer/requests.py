@@ -41,9 +41,11 @@ class PayloadTooLarge(SubmitError):
 
 class BrokerUnavailable(TransientError, ConnectionError):
     """The broker did not take the records within the client's timeout. `job_ids`: the
-    jobs whose records it did not take (from `submit`, that job; from `flush`, every job
-    not reported yet, whichever thread or task submitted it), to submit again under their
-    ids (a job sent twice runs at least once, and its first terminal state is kept)."""
+    jobs whose records it did not take (from `submit`, that job; from `flush` and
+    `close`, every job refused and not reported yet, whichever thread or task submitted
+    it; none from a sync `flush(timeout)` that ran out of time before any was refused),
+    to submit again under their ids (a job sent twice runs at least once, and its first
+    terminal state is kept)."""
 
     code = ErrorCode.UNAVAILABLE
 

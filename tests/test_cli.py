@@ -131,14 +131,14 @@ def test_a_second_signal_exits_at_once_and_takes_the_dev_broker_along(
     tmp_path: Path, model_repo: Path
 ) -> None:
     """The broker runs in a session of its own (a terminal's Ctrl-C reaches the stack
-    first); a second signal exits without the orderly stop, and kills it on the way."""
+    first); a second signal exits without the orderly stop, and kills it on the way.
+    SIGHUP (a closed terminal) stops the stack as SIGINT does."""
     api_port, broker_port = free_port(), free_port()
     dev = _start_dev(api_port, broker_port, model_repo)
     try:
         _wait_ready(f"http://127.0.0.1:{api_port}", dev)
-        dev.send_signal(signal.SIGTERM)
-        # the same signal twice at once may arrive as one: the second after the first
-        seen = _read_until(dev, "SIGTERM: draining")
+        dev.send_signal(signal.SIGHUP)  # the terminal closed: stop in order
+        seen = _read_until(dev, "SIGHUP: draining")
         dev.send_signal(signal.SIGTERM)
         output = seen + dev.communicate(timeout=60)[0]
     finally:

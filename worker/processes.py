@@ -1,8 +1,9 @@
 """Several worker processes on one host: each a full worker in the same consumer groups,
 with its own single-threaded ONNX Runtime sessions, so Python work spreads over cores.
 
-The parent forwards SIGINT/SIGTERM to its children (who live in their own process group,
-so a terminal's Ctrl-C reaches them once, through the parent) and exits when they have.
+The parent forwards SIGINT, SIGTERM and SIGHUP to its children (who live in their own
+process group, so a terminal's Ctrl-C reaches them once, through the parent) and exits
+when they have.
 """
 
 import asyncio
@@ -60,7 +61,8 @@ def run_processes(settings: WorkerSettings, processes: int) -> int:
             if child.pid is not None and child.is_alive():
                 os.kill(child.pid, signal.SIGTERM)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, forward) for sig in stopping}
     try:
         running = list(children)
         while running:
