@@ -12,7 +12,7 @@ from producer import AsyncClient, ProducerSettings
 from tests.support import eventually, running_worker
 from tests.test_worker_failures import produce_raw
 from worker import Worker, WorkerSettings
-from worker.endpoint import Answer, Endpoint
+from worker.endpoint import MAX_BODY_BYTES, Answer, Endpoint
 from worker.probes import unready
 from worker.processes import child_settings
 
@@ -76,6 +76,45 @@ async def test_the_endpoint_answers_get_and_head_and_refuses_the_rest(endpoint: 
     long_line = await exchange(endpoint, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n")
     assert long_line.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert long_line.endswith(b"a line over 8192 bytes\n")
+
+
+async def test_the_endpoint_reads_a_body_before_answering_and_refuses_what_it_cannot(
+    endpoint: int,
+) -> None:
+    # 200 KB is more than the sockets buffer: a body left unread resets the connection
+    # while its client still sends it, and the client never reads its answer
+    for size in (200_000, MAX_BODY_BYTES):
+        head = f"POST /hello HTTP/1.1\r\nContent-Length: {size}\r\n\r\n".encode()
+        posted = await exchange(endpoint, head + b"x" * size)
+        assert posted.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+        assert posted.endswith(b"\r\n\r\nonly GET and HEAD\n")
+    got = await exchange(endpoint, b"GET /hello HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc")
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert got.endswith(b"\r\n\r\nhello\n")
+
+    refused = {
+        f"Content-Length: {MAX_BODY_BYTES + 1}": (
+            b"413 Content Too Large",
+            b"a request body is at most 1048576 bytes\n",
+        ),
+        "Content-Length: " + "0" * 5000 + "1" * 8: (
+            b"413 Content Too Large",
+            b"a request body is at most 1048576 bytes\n",
+        ),
+        "Transfer-Encoding: chunked": (
+            b"411 Length Required",
+            b"a request body needs a Content-Length (no Transfer-Encoding)\n",
+        ),
+        "Content-Length: 3\r\nContent-Length: 3": (
+            b"400 Bad Request",
+            b"one Content-Length, of decimal digits\n",
+        ),
+        "Content-Length: -3": (b"400 Bad Request", b"one Content-Length, of decimal digits\n"),
+    }
+    for header, (status, text) in refused.items():
+        answer = await exchange(endpoint, f"POST /hello HTTP/1.1\r\n{header}\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 " + status + b"\r\n")
+        assert answer.endswith(b"\r\n\r\n" + text)
 
 
 def metric(text: str, name: str) -> float:

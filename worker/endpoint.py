@@ -2,8 +2,10 @@
 
 A worker process never loads the web stack, so this is plain asyncio: one request per
 connection (HTTP/1.1 with `Connection: close`), GET or HEAD, its request line and headers
-bounded in size, count and time. Routes are coroutines returning (status, content type,
-body).
+bounded in size, count and time. A body announced by Content-Length is read and thrown
+away before the answer (up to MAX_BODY_BYTES), so that a client still sending it reads the
+answer rather than a reset; a larger one, or one with a Transfer-Encoding, is refused
+unread. Routes are coroutines returning (status, content type, body).
 """
 
 import asyncio
@@ -18,6 +20,9 @@ Route = Callable[[], Awaitable[Answer]]
 
 LINE_LIMIT = 8192  # bytes in the request line or in one header line
 MAX_HEADER_LINES = 100
+MAX_BODY_BYTES = 1 << 20  # a request body over this is refused (413), unread
+BODY_CHUNK = 64 * 1024  # read and thrown away this much at a time
+FRAMING = (b"content-length", b"transfer-encoding")  # the headers that announce a body
 READ_TIMEOUT_S = 5.0  # for the request, then for writing the answer
 TEXT = "text/plain; charset=utf-8"
 REASONS = {
@@ -25,6 +30,8 @@ REASONS = {
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Content Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -79,11 +86,19 @@ class Endpoint:
     async def _route(self, reader: asyncio.StreamReader, parts: list[str]) -> Answer:
         if len(parts) != 3 or not parts[2].startswith("HTTP/"):
             return 400, TEXT, b"a request line is METHOD TARGET HTTP/VERSION\n"
+        framing: list[tuple[bytes, bytes]] = []  # Content-Length, Transfer-Encoding
         for _ in range(MAX_HEADER_LINES + 1):  # and the empty line that ends them
-            if (await reader.readline()).strip() == b"":
+            line = await reader.readline()
+            if line.strip() == b"":
                 break
+            name, _, value = line.partition(b":")
+            if (name := name.strip().lower()) in FRAMING:
+                framing.append((name, value.strip()))
         else:
             return 400, TEXT, f"more than {MAX_HEADER_LINES} header lines\n".encode()
+        refused = await _read_body(reader, framing)
+        if refused is not None:
+            return refused
         method, target = parts[0], parts[1]
         if method not in ("GET", "HEAD"):
             return 405, TEXT, b"only GET and HEAD\n"
@@ -95,3 +110,26 @@ class Endpoint:
         except Exception:  # a bug in a route: say so, and keep serving
             log.exception("%s %s failed", method, target)
             return 500, TEXT, b"internal error: see the worker's log\n"
+
+
+async def _read_body(
+    reader: asyncio.StreamReader, framing: list[tuple[bytes, bytes]]
+) -> Answer | None:
+    """Read the request's body, if any, and throw it away; or the answer refusing it."""
+    if any(name == b"transfer-encoding" for name, _ in framing):
+        return 411, TEXT, b"a request body needs a Content-Length (no Transfer-Encoding)\n"
+    if not framing:
+        return None
+    [(_, length), *more] = framing
+    if more or not length.isdigit():  # bytes.isdigit: ASCII digits only
+        return 400, TEXT, b"one Content-Length, of decimal digits\n"
+    digits = length.lstrip(b"0") or b"0"  # int() refuses over 4300 digits
+    left = int(digits) if len(digits) <= len(str(MAX_BODY_BYTES)) else MAX_BODY_BYTES + 1
+    if left > MAX_BODY_BYTES:
+        return 413, TEXT, f"a request body is at most {MAX_BODY_BYTES} bytes\n".encode()
+    while left:
+        chunk = await reader.read(min(left, BODY_CHUNK))
+        if not chunk:
+            return 400, TEXT, b"the body ended before its Content-Length\n"
+        left -= len(chunk)
+    return None
