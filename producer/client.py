@@ -1,7 +1,9 @@
 """The synchronous client, on kafka-python."""
 
 import contextlib
+import logging
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -9,7 +11,7 @@ from typing import Any
 
 import httpx
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import IllegalStateError, KafkaError
 
 from inferq.connections import kafka_python_producer_options
 from producer.requests import (
@@ -23,6 +25,8 @@ from producer.requests import (
 from producer.settings import ProducerSettings
 from producer.waiting import wait_sync
 from schemas import JobEvent, KafkaRecord
+
+log = logging.getLogger(__name__)
 
 
 class Client:
@@ -44,7 +48,12 @@ class Client:
         # (its flush does not raise), on its sender thread.
         self._refused: list[tuple[str, BaseException]] = []  # job id, error
         self._refused_lock = threading.Lock()
+        # `_closed`, and the `_send` calls under way by thread, which `close` waits for: a
+        # record handed to the producer after close flushed it would go unreported. An
+        # RLock, for a `close` from a signal handler that interrupted a `_send` holding it.
+        self._state = threading.Condition(threading.RLock())
         self._closed = False
+        self._sending: Counter[int] = Counter()
         timeout_ms = int(settings.submit_timeout_s * 1000)
         try:
             self._producer = KafkaProducer(
@@ -105,8 +114,21 @@ class Client:
 
     def _send(self, records: list[tuple[str, KafkaRecord]], job_id: str) -> None:
         """Hand the records over in order; the first refused raises, and the rest stay."""
-        if self._closed:
-            raise RuntimeError("the client is closed")
+        me = threading.get_ident()
+        with self._state:
+            if self._closed:
+                raise RuntimeError("the client is closed")
+            self._sending[me] += 1
+        try:
+            self._hand_over(records, job_id)
+        finally:
+            with self._state:
+                self._sending[me] -= 1
+                if not self._sending[me]:
+                    del self._sending[me]
+                self._state.notify_all()
+
+    def _hand_over(self, records: list[tuple[str, KafkaRecord]], job_id: str) -> None:
         for topic, record in records:
             try:
                 future = self._producer.send(
@@ -114,6 +136,10 @@ class Client:
                 )
                 if future.is_done and future.failed():
                     raise future.exception
+            except IllegalStateError as exc:  # closed by a `close` this `_send` did not wait for
+                raise BrokerUnavailable(
+                    f"the client was closed before the record for {topic} was sent", [job_id]
+                ) from exc
             except KafkaError as exc:
                 raise BrokerUnavailable(
                     f"the broker did not take the record for {topic} within "
@@ -162,8 +188,16 @@ class Client:
         """Flush (`timeout` bounds it), then disconnect: records still in flight are given
         up within `submit_timeout_s`. Raises BrokerUnavailable naming every job the broker
         did not acknowledge, those given up here included. `submit` and `cancel` raise
-        from here on."""
-        self._closed = True
+        from here on; those already under way in other threads are waited for first (each
+        record they hand over waits `submit_timeout_s` at most), and flushed too."""
+        me = threading.get_ident()
+        with self._state:
+            self._closed = True
+            # Not for this thread's own: a signal handler's `close` interrupted it, and it
+            # goes on only once the handler returns.
+            if others := self._sending.total() - self._sending[me]:
+                log.debug("close() waits for %d submit or cancel calls in other threads", others)
+                self._state.wait_for(lambda: self._sending.total() == self._sending[me])
         try:
             with contextlib.suppress(KafkaError):  # what is left is settled by the close
                 self._producer.flush(timeout=timeout)

@@ -3,13 +3,17 @@ broker of the test's own, frozen with SIGSTOP."""
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 
 from inferq.admin import ensure_topics
 from inferq.demo_models import dataset
@@ -18,6 +22,7 @@ from producer import AsyncClient, BrokerUnavailable, Client, ProducerSettings
 from tests.support import read_all
 
 MODEL = "breast_cancer"
+GATE_S = 30.0  # a held record goes on after this at the latest, should the test fail first
 
 
 def not_acknowledged(job_id: str) -> str:
@@ -169,3 +174,100 @@ def test_the_sync_close_reports_the_jobs_its_flush_had_no_time_for(
         with pytest.raises(BrokerUnavailable, match=f"^{not_acknowledged(job_id)}") as caught:
             client.close(timeout=0.2)
     assert caught.value.job_ids == (job_id,)
+
+
+class FirstSend:
+    """Makes the sync client's producer run `before` as it is handed its first record
+    (from inside `send`: the submit is past its check that the client is open)."""
+
+    def __init__(self, before: Callable[[], None]) -> None:
+        self.before = before
+        self.called = False
+
+    def producer(self, **options: Any) -> Any:
+        producer = KafkaProducer(**options)
+        send = producer.send
+
+        def first_send(*args: Any, **kwargs: Any) -> Any:
+            if not self.called:
+                self.called = True
+                self.before()
+            return send(*args, **kwargs)
+
+        producer.send = first_send
+        return producer
+
+
+class Seen(logging.Handler):
+    """Sets `event` at the first record logged."""
+
+    def __init__(self, event: threading.Event) -> None:
+        super().__init__(logging.DEBUG)
+        self.event = event
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+        self.event.set()
+
+
+@pytest.mark.timeout(60)
+def test_the_sync_close_waits_for_a_submit_under_way_in_another_thread_and_flushes_it(
+    producer_settings: ProducerSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    asyncio.run(topics(producer_settings))
+    held, release, settled = threading.Event(), threading.Event(), threading.Event()
+
+    def hold() -> None:
+        held.set()
+        release.wait(GATE_S)
+
+    monkeypatch.setattr("producer.client.KafkaProducer", FirstSend(hold).producer)
+    caplog.set_level(logging.DEBUG, logger="producer.client")
+    seen = Seen(settled)  # close says it waits, or it ends: either way it is settled
+    logging.getLogger("producer.client").addHandler(seen)
+    client = Client(settings=producer_settings)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            submitting = pool.submit(client.submit, MODEL, inputs())
+            assert held.wait(GATE_S)  # past the check, its record not handed over yet
+            closing = pool.submit(client.close)
+            closing.add_done_callback(lambda _: settled.set())
+            assert settled.wait(GATE_S)
+            with pytest.raises(RuntimeError, match=r"^the client is closed$"):
+                client.submit(MODEL, inputs())
+            release.set()
+            job_id = submitting.result(GATE_S)
+            closing.result(GATE_S)
+    finally:
+        logging.getLogger("producer.client").removeHandler(seen)
+    assert seen.messages == ["close() waits for 1 submit or cancel calls in other threads"]
+    topic = producer_settings.topics.requests(MODEL)
+    requests = asyncio.run(read_all(producer_settings.bootstrap_servers, topic, 1))
+    assert [key for _, key in requests] == [job_id.encode()]
+
+
+@pytest.mark.timeout(60)
+def test_a_sync_close_interrupting_a_submit_on_its_thread_does_not_wait_for_it(
+    producer_settings: ProducerSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a signal handler's `close` would: the submit it interrupted goes on only once
+    the close returns, and reports its job as not sent."""
+    asyncio.run(topics(producer_settings))
+    closed: list[Client] = []
+
+    def close() -> None:
+        client.close()
+        closed.append(client)
+
+    monkeypatch.setattr("producer.client.KafkaProducer", FirstSend(close).producer)
+    client = Client(settings=producer_settings)
+    topic = producer_settings.topics.requests(MODEL)
+    with pytest.raises(
+        BrokerUnavailable, match=f"^the client was closed before the record for {topic} was sent$"
+    ) as caught:
+        client.submit(MODEL, inputs(), job_id="j1")
+    assert caught.value.job_ids == ("j1",)
+    assert closed == [client]
