@@ -15,10 +15,9 @@ from inferq.outbox import Outbox
 from producer.requests import (
     BrokerUnavailable,
     Inputs,
-    build_request,
     cancel_records,
+    job_records,
     not_acknowledged,
-    sdk_records,
 )
 from producer.settings import ProducerSettings
 from producer.waiting import wait_async
@@ -100,7 +99,8 @@ class AsyncClient:
 
         With `callback_url`, the results API POSTs the job there, signed, when it ends
         (`callback_events=["completed", "running"]`: also when a worker starts it)."""
-        request = build_request(
+        job_id, records = job_records(
+            self.settings,
             model,
             inputs,
             job_id=job_id,
@@ -110,11 +110,9 @@ class AsyncClient:
             deadline=deadline,
             metadata=metadata,
             parameters=parameters,
-            tenant=self.settings.tenant,
-            binary=self.settings.binary_tensors,
         )
-        await self._send(sdk_records(self.settings, request), request.job_id)
-        return request.job_id
+        await self._send(records, job_id)
+        return job_id
 
     async def cancel(self, job_id: str) -> None:
         """Ask for a job to be cancelled: a worker that has not started it will not run it,

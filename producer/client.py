@@ -17,10 +17,9 @@ from inferq.connections import kafka_python_producer_options
 from producer.requests import (
     BrokerUnavailable,
     Inputs,
-    build_request,
     cancel_records,
+    job_records,
     not_acknowledged,
-    sdk_records,
 )
 from producer.settings import ProducerSettings
 from producer.waiting import wait_sync
@@ -90,7 +89,8 @@ class Client:
 
         With `callback_url`, the results API POSTs the job there, signed, when it ends
         (`callback_events=["completed", "running"]`: also when a worker starts it)."""
-        request = build_request(
+        job_id, records = job_records(
+            self.settings,
             model,
             inputs,
             job_id=job_id,
@@ -100,11 +100,9 @@ class Client:
             deadline=deadline,
             metadata=metadata,
             parameters=parameters,
-            tenant=self.settings.tenant,
-            binary=self.settings.binary_tensors,
         )
-        self._send(sdk_records(self.settings, request), request.job_id)
-        return request.job_id
+        self._send(records, job_id)
+        return job_id
 
     def cancel(self, job_id: str) -> None:
         """Ask for a job to be cancelled: a worker that has not started it will not run it,

@@ -7,6 +7,7 @@ from typing import Any
 import numpy.typing as npt
 from pydantic import ValidationError
 
+from producer.direct import direct_request
 from producer.settings import ProducerSettings
 from schemas import (
     CancelRequest,
@@ -111,28 +112,67 @@ def submit_records(
 ) -> list[tuple[str, KafkaRecord]]:
     """The request for the workers and, with `queued_event`, a `queued` event so the job is
     visible at once."""
-    record = encode_request(request)
-    if len(record.value) > max_bytes:
-        raise PayloadTooLarge(
-            f"the request is {len(record.value)} bytes encoded; the limit is {max_bytes} bytes "
-            "(INFERQ_MAX_REQUEST_BYTES)"
-        )
+    record = _within(encode_request(request), max_bytes)
     records = [(topics.requests(request.model), record)]
     if queued_event:
         records.append((topics.results, encode_queued(request)))
     return records
 
 
-def sdk_records(
-    settings: ProducerSettings, request: InferenceRequest
-) -> list[tuple[str, KafkaRecord]]:
-    """What an SDK client sends for `request`, as its settings say."""
-    return submit_records(
-        settings.topics,
-        request,
-        settings.max_request_bytes,
-        queued_event=settings.queued_events,
-    )
+def _within(record: KafkaRecord, max_bytes: int) -> KafkaRecord:
+    if len(record.value) > max_bytes:
+        raise PayloadTooLarge(
+            f"the request is {len(record.value)} bytes encoded; the limit is {max_bytes} bytes "
+            "(INFERQ_MAX_REQUEST_BYTES)"
+        )
+    return record
+
+
+def job_records(
+    settings: ProducerSettings,
+    model: str,
+    inputs: Inputs,
+    *,
+    job_id: str | None,
+    model_version: str | None,
+    callback_url: str | None,
+    callback_events: Sequence[str] | None,
+    deadline: datetime | None,
+    metadata: Mapping[str, Any] | None,
+    parameters: Mapping[str, Any] | None,
+) -> tuple[str, list[tuple[str, KafkaRecord]]]:
+    """The job id and the records an SDK client sends for `submit`'s arguments, as its
+    settings say: written directly (`producer.direct`) when the arguments are of the kinds
+    that path takes, else through the models, which say what is wrong with them."""
+    fields: dict[str, Any] = {
+        "job_id": job_id,
+        "model_version": model_version,
+        "deadline": deadline,
+        "metadata": metadata,
+        "parameters": parameters,
+        "tenant": settings.tenant,
+        "binary": settings.binary_tensors,
+    }
+    direct = None
+    if callback_url is None and callback_events is None:
+        direct = direct_request(model, inputs, **fields)
+    if direct is None:
+        request = build_request(
+            model, inputs, callback_url=callback_url, callback_events=callback_events, **fields
+        )
+        records = submit_records(
+            settings.topics,
+            request,
+            settings.max_request_bytes,
+            queued_event=settings.queued_events,
+        )
+        return request.job_id, records
+    records = [
+        (settings.topics.requests(model), _within(direct.record(), settings.max_request_bytes))
+    ]
+    if settings.queued_events:
+        records.append((settings.topics.results, direct.queued(settings.tenant)))
+    return direct.job_id, records
 
 
 def cancel_records(

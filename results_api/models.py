@@ -10,7 +10,7 @@ from results_api.webhooks.schedule import iso
 from schemas import Callback, ErrorInfo, JobEvent, JobStatus, Tensor, Timings
 from schemas.catalog import ServedModel
 from schemas.jsonvalues import JsonObject
-from schemas.messages import JOB_ID_PATTERN, MODEL_NAME_PATTERN, VERSION_PATTERN
+from schemas.messages import JOB_ID_PATTERN, MAX_INPUTS, MODEL_NAME_PATTERN, VERSION_PATTERN
 
 
 class SubmitJob(BaseModel):
@@ -52,7 +52,7 @@ class SubmitJob(BaseModel):
     )
 
     model: str = Field(pattern=MODEL_NAME_PATTERN)
-    inputs: list[Tensor] = Field(min_length=1, max_length=64)
+    inputs: list[Tensor] = Field(min_length=1, max_length=MAX_INPUTS)
     job_id: str | None = Field(
         default=None,
         pattern=JOB_ID_PATTERN,

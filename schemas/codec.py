@@ -2,13 +2,21 @@
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
 from schemas.errors import ErrorCode, PermanentError
-from schemas.messages import SCHEMA_VERSION, CancelRequest, EventHead, InferenceRequest, JobEvent
+from schemas.messages import (
+    SCHEMA_VERSION,
+    Callback,
+    CancelRequest,
+    EventHead,
+    InferenceRequest,
+    JobEvent,
+)
 from schemas.status import JobStatus
 
 HEADER_CONTENT_TYPE = "content-type"
@@ -62,21 +70,42 @@ def encode_event(event: JobEvent) -> KafkaRecord:
 def encode_queued(request: InferenceRequest) -> KafkaRecord:
     """`encode_event(JobEvent.queued(request))`, byte for byte, without building the event:
     every submit writes one, in about half the instructions of the model's way."""
+    return queued_event(
+        request.job_id,
+        request.model,
+        request.model_version,
+        request.submitted_at,
+        request.metadata,
+        request.tenant,
+        request.callback,
+    )
+
+
+def queued_event(
+    job_id: str,
+    model: str,
+    model_version: str | None,
+    submitted_at: datetime,
+    metadata: dict[str, Any],
+    tenant: str | None,
+    callback: Callback | None = None,
+) -> KafkaRecord:
+    """The `queued` event of a request with these fields (see `encode_queued`)."""
     event: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "job_id": request.job_id,
+        "job_id": job_id,
         "status": JobStatus.QUEUED.value,
-        "model": request.model,
+        "model": model,
     }
-    if request.model_version is not None:
-        event["model_version"] = request.model_version
-    event["submitted_at"] = request.submitted_at
-    event["metadata"] = request.metadata
-    if request.callback is not None:
-        event["callback"] = request.callback
-    if request.tenant is not None:
-        event["tenant"] = request.tenant
-    return KafkaRecord(request.job_id.encode(), to_json(event), json_headers())
+    if model_version is not None:
+        event["model_version"] = model_version
+    event["submitted_at"] = submitted_at
+    event["metadata"] = metadata
+    if callback is not None:
+        event["callback"] = callback
+    if tenant is not None:
+        event["tenant"] = tenant
+    return KafkaRecord(job_id.encode(), to_json(event), json_headers())
 
 
 def encode_cancel(cancel: CancelRequest) -> KafkaRecord:

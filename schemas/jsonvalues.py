@@ -38,10 +38,11 @@ def _check_text(text: object) -> None:
             raise ValueError("text must be valid UTF-8 (it has a lone surrogate)") from exc
 
 
-def _checked(value: dict[str, Any]) -> dict[str, Any]:
+def checked(value: dict[str, Any]) -> dict[str, Any]:
+    """`value`, if it travels; ValueError saying why not."""
     if value:  # most jobs carry none: skip the walk on the hot path
         _check(value, 0)
     return value
 
 
-JsonObject = Annotated[dict[str, Any], AfterValidator(_checked)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(checked)]

@@ -19,6 +19,7 @@ JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
 VERSION_PATTERN = r"^[0-9]{1,9}$"
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+MAX_INPUTS = 64  # tensors in one request
 
 CallbackEvent = Literal["completed", "running"]
 
@@ -75,7 +76,7 @@ class InferenceRequest(BaseModel):
     job_id: str = Field(default_factory=new_job_id, pattern=JOB_ID_PATTERN)
     model: str = Field(pattern=MODEL_NAME_PATTERN)
     model_version: str | None = Field(default=None, pattern=VERSION_PATTERN)
-    inputs: list[Tensor] = Field(min_length=1, max_length=64)
+    inputs: list[Tensor] = Field(min_length=1, max_length=MAX_INPUTS)
     parameters: JsonObject = Field(default_factory=dict)
     callback: Callback | None = None
     deadline: AwareDatetime | None = None

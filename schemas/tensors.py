@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_valid
 from schemas.errors import ErrorCode, PermanentError
 from schemas.rawbytes import RawError, pack, unpack
 
+MAX_TENSOR_NAME = 256  # characters
+MAX_TENSOR_DIMS = 16
+
 
 class TensorError(PermanentError, ValueError):
     """A tensor whose datatype, shape and data do not agree."""
@@ -148,9 +151,9 @@ class Tensor(BaseModel):
         },
     )
 
-    name: str = Field(min_length=1, max_length=256)
+    name: str = Field(min_length=1, max_length=MAX_TENSOR_NAME)
     datatype: Datatype
-    shape: list[int] = Field(max_length=16)
+    shape: list[int] = Field(max_length=MAX_TENSOR_DIMS)
     data: list[Any] | None = Field(default=None, description="elements, row-major")
     raw: bytes | None = Field(
         default=None, description="or: the elements as little-endian bytes, base64 in JSON"
