@@ -64,6 +64,13 @@ def _message(response: httpx.Response) -> str:
         return response.text[:200] or response.reason_phrase
 
 
+def _retry_after_s(response: httpx.Response) -> float | None:
+    """The seconds of a `Retry-After` in delta-seconds form; None if absent or another form."""
+    value = response.headers.get("retry-after", "").strip()
+    # isdigit alone takes "²", which float() does not
+    return float(value) if value.isascii() and value.isdigit() else None
+
+
 class _Poll:
     """One `wait`: its deadline (monotonic), what it has seen, and its pauses."""
 
@@ -95,7 +102,11 @@ class _Poll:
         if status == 200:
             self._last, self._failure = JobEvent.model_validate_json(response.content), None
             self._pauses = BACKOFF.pauses()
-            return self._last if self._last.status.terminal else 0.0
+            if self._last.status.terminal:
+                return self._last
+            # not terminal: its wait ran out (ask again at once), or the API is stopping and
+            # answered early, saying when to come back (asking at once would spin till it's gone)
+            return self._until_deadline(_retry_after_s(response) or 0.0)
         if status == 401:
             raise Unauthorized(f"the results API refused the key: {_message(response)}", status)
         if status == 404:  # perhaps not ingested yet: a job sent through Kafka takes a moment
@@ -118,7 +129,10 @@ class _Poll:
         return self._pause()
 
     def _pause(self) -> float:
-        return max(0.0, min(next(self._pauses), self._deadline - time.monotonic()))
+        return self._until_deadline(next(self._pauses))
+
+    def _until_deadline(self, pause: float) -> float:
+        return max(0.0, min(pause, self._deadline - time.monotonic()))
 
     def _expired(self) -> NoReturn:
         if isinstance(self._failure, JobNotFound) and self._last is None:

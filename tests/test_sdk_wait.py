@@ -20,7 +20,7 @@ from producer import (
     ProducerSettings,
     Unauthorized,
 )
-from producer.waiting import wait_async
+from producer.waiting import _Poll, wait_async
 from results_api.settings import ApiSettings
 from schemas import ErrorCode, JobEvent, JobStatus, Tensor
 from schemas.errors import PermanentError, TransientError
@@ -259,3 +259,50 @@ async def test_a_job_seen_once_times_out_with_its_state_not_as_unknown() -> None
     assert caught.value.last is not None
     assert isinstance(caught.value.__cause__, JobNotFound)
     assert len(seen) >= 2
+
+
+def _queued(retry_after: str | None = None) -> httpx.Response:
+    """The job, queued; with a `Retry-After` (UTF-8, to send one that is not ASCII)."""
+    headers = [] if retry_after is None else [(b"Retry-After", retry_after.encode())]
+    return httpx.Response(200, json={"job_id": "j1", "status": "queued"}, headers=headers)
+
+
+def test_a_job_not_terminal_is_asked_for_again_at_once() -> None:
+    """A long-poll whose wait ran out: the next one starts at once."""
+    poll = _Poll(ProducerSettings(api_url=API), "j1", 30.0)
+    assert poll.answered(_queued()) == 0.0
+
+
+def test_an_api_stopping_is_asked_again_after_its_retry_after() -> None:
+    """An API that stops answers every long-poll at once, with `Retry-After: 1`: asking
+    again at once would spin until it is gone."""
+    poll = _Poll(ProducerSettings(api_url=API), "j1", 30.0)
+    assert poll.answered(_queued("1")) == 1.0
+    assert poll.answered(_queued(" 2 ")) == 2.0
+    assert poll.answered(_queued("0")) == 0.0
+
+
+def test_a_retry_after_never_pauses_past_the_deadline() -> None:
+    expired = _Poll(ProducerSettings(api_url=API), "j1", 0.0)
+    assert expired.answered(_queued("5")) == 0.0
+    poll = _Poll(ProducerSettings(api_url=API), "j1", 3600.0)
+    pause = poll.answered(_queued("86400"))
+    assert isinstance(pause, float)
+    assert 3000.0 < pause <= 3600.0
+
+
+@pytest.mark.parametrize(
+    "value", ["", "soon", "1.5", "-1", "1e3", "²", "Wed, 21 Oct 2015 07:28:00 GMT"]
+)
+def test_a_retry_after_not_in_delta_seconds_is_ignored(value: str) -> None:
+    poll = _Poll(ProducerSettings(api_url=API), "j1", 30.0)
+    assert poll.answered(_queued(value)) == 0.0
+
+
+async def test_wait_asks_a_stopping_api_again_only_after_its_retry_after() -> None:
+    """Its `Retry-After` outlasts the timeout: one request, then the timeout, not a spin."""
+    handler, seen = _scripted(_queued("60"))
+    with pytest.raises(JobTimeout) as caught:
+        await _wait(handler, within_s=0.3)
+    assert str(caught.value) == "job 'j1' not terminal within 0.3 s (still queued)"
+    assert len(seen) == 1

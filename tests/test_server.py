@@ -37,7 +37,8 @@ async def test_stopping_answers_long_polls_at_once_with_what_they_have(
     api_settings: ApiSettings,
 ) -> None:
     """A long-poll may wait 60 s, longer than the drain (30 s): on stop it answers the job
-    as it stands instead of holding the drain and then being cut off."""
+    as it stands instead of holding the drain and then being cut off, and says when to ask
+    again (`Retry-After`): a client that asked again at once would spin until it is gone."""
     topics = api_settings.topics
     await ensure_topics(api_settings, {topics.requests("m"): 1, topics.results: 2})
     settings = api_settings.model_copy(update={"port": free_port()})
@@ -52,6 +53,9 @@ async def test_stopping_answers_long_polls_at_once_with_what_they_have(
                 "inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}],
             }
             job_id = (await http.post("/v1/jobs", json=job)).json()["job_id"]
+            ran_out = await http.get(f"/v1/jobs/{job_id}?wait=0.1")  # not stopping: no hint
+            assert ran_out.json()["status"] == "queued"
+            assert "Retry-After" not in ran_out.headers
             polling = asyncio.create_task(http.get(f"/v1/jobs/{job_id}?wait=60", timeout=90))
 
             async def waiting() -> bool | None:
@@ -62,6 +66,7 @@ async def test_stopping_answers_long_polls_at_once_with_what_they_have(
             stop.set()
             answer = await polling
         assert (answer.status_code, answer.json()["status"]) == (200, "queued")
+        assert answer.headers["Retry-After"] == "1"
     finally:
         stop.set()
         await serving

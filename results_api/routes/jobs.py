@@ -26,6 +26,7 @@ from schemas.tensors import TensorError
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["jobs"])
 MAX_WAIT_S = 60.0
+STOPPING_RETRY_AFTER_S = 1  # a long-poll cut short by a stop: when to ask again
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -152,13 +153,18 @@ async def get_job(
     ] = None,
     prefer: Annotated[str | None, Header(description="`wait=N`, as RFC 7240")] = None,
 ) -> JobView:
-    """The job now or, with `?wait=N` or `Prefer: wait=N`, once terminal (at most N s)."""
+    """The job now or, with `?wait=N` or `Prefer: wait=N`, once terminal (at most N s).
+
+    A server that is stopping answers a long-poll at once, as the job stands, with
+    `Retry-After: 1`: ask again then (another replica, or this one restarted)."""
     seconds = wait if wait is not None else preferred_wait(prefer)
     if seconds and wait is None:
         response.headers["Preference-Applied"] = f"wait={seconds:g}"
     with deps.waiters.watch(job_id) as changed:
         event = await find_job(job_id, changed, deps, tenant)
         event = await until_terminal(event, changed, deps, seconds or 0)
+    if seconds and deps.waiters.closing and not event.status.terminal:
+        response.headers["Retry-After"] = str(STOPPING_RETRY_AFTER_S)
     return await view(event, deps)
 
 
