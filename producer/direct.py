@@ -26,16 +26,18 @@ from schemas.messages import (
     JOB_ID_PATTERN,
     MAX_INPUTS,
     MODEL_NAME_PATTERN,
+    TENANT_PATTERN,
     VERSION_PATTERN,
     new_job_id,
     utcnow,
 )
 from schemas.rawbytes import pack
-from schemas.tensors import MAX_TENSOR_DIMS, MAX_TENSOR_NAME, json_numbers
+from schemas.tensors import MAX_TENSOR_DIMS, MAX_TENSOR_NAME, is_utf8, json_numbers
 
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 _MODEL = re.compile(MODEL_NAME_PATTERN)
 _VERSION = re.compile(VERSION_PATTERN)
+_TENANT = re.compile(TENANT_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,8 @@ def direct_request(
         return None
     if deadline is not None and (type(deadline) is not datetime or deadline.utcoffset() is None):
         return None
+    if tenant is not None and not _TENANT.fullmatch(tenant):
+        return None  # settings changed after they were made are not checked again
     tensors = _tensors(inputs, binary)
     meta = _object(metadata)
     params = _object(parameters)
@@ -102,7 +106,9 @@ def direct_request(
     request["metadata"] = meta
     if tenant is not None:
         request["tenant"] = tenant
-    return DirectRequest(job_id, model, model_version, submitted_at, meta, to_json(request))
+    # NaN in a tuple of the metadata passes its check: written as the models write it, null
+    value = to_json(request, inf_nan_mode="null")
+    return DirectRequest(job_id, model, model_version, submitted_at, meta, value)
 
 
 def _tensors(inputs: object, binary: bool) -> list[dict[str, Any]] | None:
@@ -118,7 +124,7 @@ def _tensors(inputs: object, binary: bool) -> list[dict[str, Any]] | None:
 
 
 def _tensor(name: object, value: object, binary: bool) -> dict[str, Any] | None:
-    if not isinstance(name, str) or not 1 <= len(name) <= MAX_TENSOR_NAME:
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_TENSOR_NAME or not is_utf8(name):
         return None
     if type(value) is not np.ndarray or value.ndim > MAX_TENSOR_DIMS or value.dtype.kind == "O":
         return None
@@ -136,8 +142,12 @@ def _tensor(name: object, value: object, binary: bool) -> dict[str, Any] | None:
     return tensor
 
 
-def _object(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """`value` as a JSON object's fields, if it is one that travels (see schemas.jsonvalues)."""
+def _object(value: object) -> dict[str, Any] | None:
+    """`value` as a JSON object's fields, if it is a mapping that travels (see
+    schemas.jsonvalues); anything else is left untouched for the models (an iterator of
+    pairs read here would reach them empty)."""
+    if value is not None and not isinstance(value, Mapping):
+        return None
     fields = dict(value or {})
     if not all(isinstance(key, str) for key in fields):
         return None

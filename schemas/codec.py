@@ -105,7 +105,8 @@ def queued_event(
         event["callback"] = callback
     if tenant is not None:
         event["tenant"] = tenant
-    return KafkaRecord(job_id.encode(), to_json(event), json_headers())
+    # as pydantic writes a model: NaN (in a tuple of the metadata, say) as null
+    return KafkaRecord(job_id.encode(), to_json(event, inf_nan_mode="null"), json_headers())
 
 
 def encode_cancel(cancel: CancelRequest) -> KafkaRecord:

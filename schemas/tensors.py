@@ -251,7 +251,7 @@ class Tensor(BaseModel):
         for item in texts.flat:
             if not isinstance(item, str):
                 raise self._not_of_datatype("found strings mixed with other values")
-            if not _is_utf8(item):
+            if not is_utf8(item):
                 raise self._not_of_datatype("found text that is not valid UTF-8")
         return texts
 
@@ -291,12 +291,12 @@ def _text(name: str, item: object) -> str:
                 f"tensor '{name}': a BYTES element is bytes that are not valid UTF-8 text"
             ) from exc
     text = str(item)
-    if not _is_utf8(text):
+    if not is_utf8(text):
         raise TensorError(f"tensor '{name}': a BYTES element is text that is not valid UTF-8")
     return text
 
 
-def _is_utf8(text: str) -> bool:
+def is_utf8(text: str) -> bool:
     """False for a str that cannot be written as UTF-8 (one with lone surrogates)."""
     try:
         text.encode()

@@ -17,7 +17,15 @@ from hypothesis.extra import numpy as hnp
 from producer import ProducerSettings
 from producer.direct import direct_request
 from producer.requests import SubmitError, build_request, job_records
-from schemas import Datatype, JobStatus, decode_event, decode_request, encode_request
+from schemas import (
+    Datatype,
+    JobEvent,
+    JobStatus,
+    decode_event,
+    decode_request,
+    encode_event,
+    encode_request,
+)
 from schemas.codec import encode_queued
 from schemas.messages import JOB_ID_PATTERN, MODEL_NAME_PATTERN, VERSION_PATTERN
 
@@ -135,6 +143,9 @@ EDGES: list[tuple[str, dict[str, Any]]] = [
         {"parameters": {"deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}},
     ),
     ("iris", {"metadata": {"none": None, "nested": {"a": [None, 1.5]}}}),
+    ("iris", {"metadata": {"a": (float("nan"), 1)}, "parameters": {"t": (float("inf"),)}}),
+    ("iris", {"inputs": {"\ud800": np.zeros(1)}}),
+    ("iris", {"tenant": "not a tenant!"}),
     ("iris", {"deadline": datetime(2030, 1, 1)}),
     ("iris", {"deadline": datetime(2030, 1, 1, tzinfo=timezone(timedelta(hours=-3)))}),
 ]
@@ -226,3 +237,40 @@ def test_the_sdk_writes_directly_what_it_can_and_through_the_models_the_rest() -
     assert str(request.callback.url if request.callback else None) == "https://example.com/hook"
     with pytest.raises(SubmitError, match="model"):
         job_records(sdk, "no such name!", {"input": np.zeros((1, 4))}, **plain, **common)
+
+
+def test_metadata_given_as_pairs_reaches_the_models_whole() -> None:
+    """An iterator of pairs is not a mapping: the direct path leaves it unread, also when
+    the inputs (a list here) send the request through the models."""
+    sdk = ProducerSettings(bootstrap_servers="127.0.0.1:9", topic_prefix="t")
+    pairs: Any = zip(["a"], [1], strict=True)  # what dict() takes, as callers have passed it
+    _, records = job_records(
+        sdk,
+        "iris",
+        {"input": [[0.0] * 4]},
+        job_id="j-1",
+        model_version=None,
+        callback_url=None,
+        callback_events=None,
+        deadline=None,
+        metadata=pairs,
+        parameters=None,
+    )
+    assert decode_request(records[0][1].value).metadata == {"a": 1}
+
+
+def test_a_queued_event_writes_nan_as_the_model_writes_it() -> None:
+    request = build_request(
+        "iris",
+        {"input": np.zeros((1, 4))},
+        job_id="j-1",
+        model_version=None,
+        callback_url=None,
+        callback_events=None,
+        deadline=None,
+        metadata={"a": (float("nan"),)},
+        parameters=None,
+        tenant=None,
+        binary=True,
+    )
+    assert encode_queued(request).value == encode_event(JobEvent.queued(request)).value
