@@ -46,13 +46,15 @@ class Client:
         # kafka-python reports a record the broker did not acknowledge only to its future
         # (its flush does not raise), on its sender thread.
         self._refused: list[tuple[str, BaseException]] = []  # job id, error
-        self._refused_lock = threading.Lock()
+        self._refused_lock = threading.RLock()  # RLock: see `_state`
         # `_closed`, and the `_send` calls under way by thread, which `close` waits for: a
         # record handed to the producer after close flushed it would go unreported. An
         # RLock, for a `close` from a signal handler that interrupted a `_send` holding it.
         self._state = threading.Condition(threading.RLock())
         self._closed = False
         self._sending: Counter[int] = Counter()
+        # The flush timeout of a `close` left to the call it interrupted (see `close`).
+        self._deferred: tuple[float | None] | None = None
         timeout_ms = int(settings.submit_timeout_s * 1000)
         try:
             self._producer = KafkaProducer(
@@ -125,6 +127,9 @@ class Client:
                 if not self._sending[me]:
                     del self._sending[me]
                 self._state.notify_all()
+                deferred, self._deferred = self._deferred, None
+            if deferred is not None:  # a signal handler's `close` interrupted this call
+                self.close(*deferred)
 
     def _hand_over(self, records: list[tuple[str, KafkaRecord]], job_id: str) -> None:
         for topic, record in records:
@@ -191,11 +196,15 @@ class Client:
         me = threading.get_ident()
         with self._state:
             self._closed = True
-            # Not for this thread's own: a signal handler's `close` interrupted it, and it
-            # goes on only once the handler returns.
-            if others := self._sending.total() - self._sending[me]:
+            if self._sending[me]:
+                # A signal handler's `close` interrupted this thread's own submit or
+                # cancel, which may hold kafka-python's locks that flushing would wait for
+                # (forever): that call closes the client once its records are handed over.
+                self._deferred = (timeout,)
+                return
+            if others := self._sending.total():
                 log.debug("close() waits for %d submit or cancel calls in other threads", others)
-                self._state.wait_for(lambda: self._sending.total() == self._sending[me])
+                self._state.wait_for(lambda: not self._sending.total())
         try:
             with contextlib.suppress(KafkaError):  # what is left is settled by the close
                 self._producer.flush(timeout=timeout)
