@@ -110,6 +110,18 @@ async def test_the_endpoint_reads_a_body_before_answering_and_refuses_what_it_ca
             b"one Content-Length, of decimal digits\n",
         ),
         "Content-Length: -3": (b"400 Bad Request", b"one Content-Length, of decimal digits\n"),
+        # a continuation line (obsolete folding), a blank line that is not empty, a name
+        # with blanks: none may hide a Content-Length, nor end the headers early
+        "X-A: 1\r\n Content-Length: 5": (
+            b"400 Bad Request",
+            b"a header line is NAME: VALUE, on one line\n",
+        ),
+        "X-A: 1\r\n \r\nContent-Length: 5": (
+            b"400 Bad Request",
+            b"a header line is NAME: VALUE, on one line\n",
+        ),
+        "Content-Length : 5": (b"400 Bad Request", b"a header line is NAME: VALUE, on one line\n"),
+        "no colon here": (b"400 Bad Request", b"a header line is NAME: VALUE, on one line\n"),
     }
     for header, (status, text) in refused.items():
         answer = await exchange(endpoint, f"POST /hello HTTP/1.1\r\n{header}\r\n\r\n".encode())

@@ -89,10 +89,13 @@ class Endpoint:
         framing: list[tuple[bytes, bytes]] = []  # Content-Length, Transfer-Encoding
         for _ in range(MAX_HEADER_LINES + 1):  # and the empty line that ends them
             line = await reader.readline()
-            if line.strip() == b"":
+            if line in (b"", b"\n", b"\r\n"):  # the end of the headers, or of the stream
                 break
-            name, _, value = line.partition(b":")
-            if (name := name.strip().lower()) in FRAMING:
+            name, colon, value = line.partition(b":")
+            if not colon or not name or name != name.strip() or b" " in name or b"\t" in name:
+                # a folded line, or a name with blanks: its fields cannot be told apart
+                return 400, TEXT, b"a header line is NAME: VALUE, on one line\n"
+            if (name := name.lower()) in FRAMING:
                 framing.append((name, value.strip()))
         else:
             return 400, TEXT, f"more than {MAX_HEADER_LINES} header lines\n".encode()
