@@ -71,7 +71,6 @@ def direct_request(
     parameters: Mapping[str, Any] | None,
     tenant: str | None,
     binary: bool,
-    submitted_at: datetime | None = None,
 ) -> DirectRequest | None:
     """The request as `encode_request(build_request(...))` writes it, or None when the
     arguments are not all of the kinds this path takes, or not all valid."""
@@ -90,11 +89,12 @@ def direct_request(
     if tenant is not None and not _TENANT.fullmatch(tenant):
         return None  # settings changed after they were made are not checked again
     tensors = _tensors(inputs, binary)
-    meta = _object(metadata)
-    params = _object(parameters)
-    if tensors is None or meta is None or params is None:
+    if tensors is None:
         return None
-    submitted_at = submitted_at or utcnow()
+    meta, params = _object(metadata), _object(parameters)
+    if meta is None or params is None:
+        return None
+    submitted_at = utcnow()
     request: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "job_id": job_id, "model": model}
     if model_version is not None:
         request["model_version"] = model_version
