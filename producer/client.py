@@ -3,7 +3,6 @@
 import contextlib
 import logging
 import threading
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -14,6 +13,7 @@ from kafka import KafkaProducer
 from kafka.errors import IllegalStateError, KafkaError
 
 from inferq.connections import kafka_python_producer_options
+from producer.calls import Calls
 from producer.requests import (
     BrokerUnavailable,
     Inputs,
@@ -46,15 +46,9 @@ class Client:
         # kafka-python reports a record the broker did not acknowledge only to its future
         # (its flush does not raise), on its sender thread.
         self._refused: list[tuple[str, BaseException]] = []  # job id, error
-        self._refused_lock = threading.RLock()  # RLock: see `_state`
-        # `_closed`, and the `_send` calls under way by thread, which `close` waits for: a
-        # record handed to the producer after close flushed it would go unreported. An
-        # RLock, for a `close` from a signal handler that interrupted a `_send` holding it.
-        self._state = threading.Condition(threading.RLock())
-        self._closed = False
-        self._sending: Counter[int] = Counter()
-        # The flush timeout of a `close` left to the call it interrupted (see `close`).
-        self._deferred: tuple[float | None] | None = None
+        # An RLock: a signal handler's `close` may report while its thread holds it.
+        self._refused_lock = threading.RLock()
+        self._calls = Calls(self.close)
         timeout_ms = int(settings.submit_timeout_s * 1000)
         try:
             self._producer = KafkaProducer(
@@ -114,22 +108,8 @@ class Client:
 
     def _send(self, records: list[tuple[str, KafkaRecord]], job_id: str) -> None:
         """Hand the records over in order; the first refused raises, and the rest stay."""
-        me = threading.get_ident()
-        with self._state:
-            if self._closed:
-                raise RuntimeError("the client is closed")
-            self._sending[me] += 1
-        try:
+        with self._calls.call(sends=True):
             self._hand_over(records, job_id)
-        finally:
-            with self._state:
-                self._sending[me] -= 1
-                if not self._sending[me]:
-                    del self._sending[me]
-                self._state.notify_all()
-                deferred, self._deferred = self._deferred, None
-            if deferred is not None:  # a signal handler's `close` interrupted this call
-                self.close(*deferred)
 
     def _hand_over(self, records: list[tuple[str, KafkaRecord]], job_id: str) -> None:
         for topic, record in records:
@@ -170,13 +150,14 @@ class Client:
         BrokerUnavailable if any was not (each refusal is reported once). A `timeout` that
         passes first raises too, naming the jobs refused so far: the others are still in
         flight, for a later `flush` or `close` to report."""
-        try:
-            self._producer.flush(timeout=timeout)
-        except KafkaError as exc:
-            late = f"; others were still in flight after {timeout} s ({exc})"
-            self._report_refused(late)
-            raise BrokerUnavailable(f"jobs still in flight after {timeout} s: {exc}") from exc
-        self._report_refused()
+        with self._calls.call(sends=False):
+            try:
+                self._producer.flush(timeout=timeout)
+            except KafkaError as exc:
+                late = f"; others were still in flight after {timeout} s ({exc})"
+                self._report_refused(late)
+                raise BrokerUnavailable(f"jobs still in flight after {timeout} s: {exc}") from exc
+            self._report_refused()
 
     def _report_refused(self, more: str = "") -> None:
         """Raise BrokerUnavailable for the records refused since the last report (`more`
@@ -192,28 +173,23 @@ class Client:
         up within `submit_timeout_s`. Raises BrokerUnavailable naming every job the broker
         did not acknowledge, those given up here included. `submit` and `cancel` raise
         from here on; those already under way in other threads are waited for first (each
-        record they hand over waits `submit_timeout_s` at most), and flushed too."""
-        me = threading.get_ident()
-        with self._state:
-            self._closed = True
-            if self._sending[me]:
-                # A signal handler's `close` interrupted this thread's own submit or
-                # cancel, which may hold kafka-python's locks that flushing would wait for
-                # (forever): that call closes the client once its records are handed over.
-                self._deferred = (timeout,)
-                return
-            if others := self._sending.total():
-                log.debug("close() waits for %d submit or cancel calls in other threads", others)
-                self._state.wait_for(lambda: not self._sending.total())
-        try:
-            with contextlib.suppress(KafkaError):  # what is left is settled by the close
-                self._producer.flush(timeout=timeout)
-        finally:
+        record they hand over waits `submit_timeout_s` at most), and flushed too.
+
+        From a signal handler that interrupted a call of this client on its own thread, it
+        returns at once, raising nothing: that call closes the client as it ends (see
+        `producer.calls`)."""
+        if not self._calls.closing(timeout):
+            return
+        with self._calls.call(sends=False):
             try:
-                self._producer.close()  # waits only for what delivery_timeout_ms bounds
+                with contextlib.suppress(KafkaError):  # what is left is settled by the close
+                    self._producer.flush(timeout=timeout)
             finally:
-                self._http.close()
-        self._report_refused()  # every record is settled now: none goes unreported
+                try:
+                    self._producer.close()  # waits only for what delivery_timeout_ms bounds
+                finally:
+                    self._http.close()
+            self._report_refused()  # every record is settled now: none goes unreported
 
     def __enter__(self) -> "Client":
         return self

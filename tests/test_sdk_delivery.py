@@ -225,9 +225,9 @@ def test_the_sync_close_waits_for_a_submit_under_way_in_another_thread_and_flush
         release.wait(GATE_S)
 
     monkeypatch.setattr("producer.client.KafkaProducer", FirstSend(hold).producer)
-    caplog.set_level(logging.DEBUG, logger="producer.client")
+    caplog.set_level(logging.DEBUG, logger="producer.calls")
     seen = Seen(settled)  # close says it waits, or it ends: either way it is settled
-    logging.getLogger("producer.client").addHandler(seen)
+    logging.getLogger("producer.calls").addHandler(seen)
     client = Client(settings=producer_settings)
     try:
         with ThreadPoolExecutor(2) as pool:
@@ -242,7 +242,7 @@ def test_the_sync_close_waits_for_a_submit_under_way_in_another_thread_and_flush
             job_id = submitting.result(GATE_S)
             closing.result(GATE_S)
     finally:
-        logging.getLogger("producer.client").removeHandler(seen)
+        logging.getLogger("producer.calls").removeHandler(seen)
     assert seen.messages == ["close() waits for 1 submit or cancel calls in other threads"]
     topic = producer_settings.topics.requests(MODEL)
     requests = asyncio.run(read_all(producer_settings.bootstrap_servers, topic, 1))
