@@ -129,6 +129,15 @@ async def test_the_endpoint_reads_a_body_before_answering_and_refuses_what_it_ca
         assert answer.endswith(b"\r\n\r\n" + text)
 
 
+async def test_a_client_waiting_for_100_continue_gets_the_answer_instead(endpoint: int) -> None:
+    """curl sends `Expect: 100-continue` before a body over 1 KiB: the body never comes
+    until the server says so, and the endpoint answers without it."""
+    head = b"POST /hello HTTP/1.1\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n"
+    answer = await exchange(endpoint, head)
+    assert answer.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+    assert answer.endswith(b"\r\n\r\nonly GET and HEAD\n")
+
+
 def metric(text: str, name: str) -> float:
     [value] = re.findall(rf'^{name}{{model="{MODEL}"}} (\S+)$', text, re.MULTILINE)
     return float(value)

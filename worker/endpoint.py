@@ -87,6 +87,7 @@ class Endpoint:
         if len(parts) != 3 or not parts[2].startswith("HTTP/"):
             return 400, TEXT, b"a request line is METHOD TARGET HTTP/VERSION\n"
         framing: list[tuple[bytes, bytes]] = []  # Content-Length, Transfer-Encoding
+        waits = False  # for a 100 Continue before it sends its body
         for _ in range(MAX_HEADER_LINES + 1):  # and the empty line that ends them
             line = await reader.readline()
             if line in (b"", b"\n", b"\r\n"):  # the end of the headers, or of the stream
@@ -97,9 +98,10 @@ class Endpoint:
                 return 400, TEXT, b"a header line is NAME: VALUE, on one line\n"
             if (name := name.lower()) in FRAMING:
                 framing.append((name, value.strip()))
+            waits |= name == b"expect" and value.strip().lower() == b"100-continue"
         else:
             return 400, TEXT, f"more than {MAX_HEADER_LINES} header lines\n".encode()
-        refused = await _read_body(reader, framing)
+        refused = await _read_body(reader, framing, waits)
         if refused is not None:
             return refused
         method, target = parts[0], parts[1]
@@ -116,9 +118,11 @@ class Endpoint:
 
 
 async def _read_body(
-    reader: asyncio.StreamReader, framing: list[tuple[bytes, bytes]]
+    reader: asyncio.StreamReader, framing: list[tuple[bytes, bytes]], waits: bool
 ) -> Answer | None:
-    """Read the request's body, if any, and throw it away; or the answer refusing it."""
+    """Read the request's body, if any, and throw it away; or the answer refusing it. A
+    client that `waits` for a 100 Continue sends none: it gets the answer instead (and
+    the connection closes), as HTTP/1.1 allows."""
     if any(name == b"transfer-encoding" for name, _ in framing):
         return 411, TEXT, b"a request body needs a Content-Length (no Transfer-Encoding)\n"
     if not framing:
@@ -130,6 +134,8 @@ async def _read_body(
     left = int(digits) if len(digits) <= len(str(MAX_BODY_BYTES)) else MAX_BODY_BYTES + 1
     if left > MAX_BODY_BYTES:
         return 413, TEXT, f"a request body is at most {MAX_BODY_BYTES} bytes\n".encode()
+    if waits:
+        return None
     while left:
         chunk = await reader.read(min(left, BODY_CHUNK))
         if not chunk:
