@@ -12,7 +12,7 @@ from producer import AsyncClient, ProducerSettings
 from tests.support import eventually, running_worker
 from tests.test_worker_failures import produce_raw
 from worker import Worker, WorkerSettings
-from worker.endpoint import MAX_BODY_BYTES, Answer, Endpoint
+from worker.endpoint import MAX_BODY_BYTES, MAX_CONNECTIONS, Answer, Endpoint
 from worker.probes import unready
 from worker.processes import child_settings
 
@@ -136,6 +136,32 @@ async def test_a_client_waiting_for_100_continue_gets_the_answer_instead(endpoin
     answer = await exchange(endpoint, head)
     assert answer.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
     assert answer.endswith(b"\r\n\r\nonly GET and HEAD\n")
+
+
+async def test_connections_over_the_limit_are_closed_unanswered() -> None:
+    async def hello() -> Answer:
+        return 200, "text/plain", b"hello\n"
+
+    async def served_now(count: int) -> bool | None:
+        return True if served.connections == count else None
+
+    served = Endpoint({"/hello": hello})
+    port = await served.start("127.0.0.1", 0)
+    held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(MAX_CONNECTIONS)]
+    try:
+        await eventually(lambda: served_now(MAX_CONNECTIONS))  # each one sending nothing
+        try:  # closed as it came: before or after the request arrived
+            answer = await exchange(port, b"GET /hello HTTP/1.1\r\n\r\n")
+        except ConnectionResetError:
+            answer = b""
+        assert answer == b""
+    finally:
+        for _, writer in held:
+            writer.close()
+    await eventually(lambda: served_now(0))
+    again = await exchange(port, b"GET /hello HTTP/1.1\r\n\r\n")
+    assert again.startswith(b"HTTP/1.1 200 OK\r\n")
+    await served.close()
 
 
 def metric(text: str, name: str) -> float:

@@ -24,6 +24,10 @@ MAX_BODY_BYTES = 1 << 20  # a request body over this is refused (413), unread
 BODY_CHUNK = 64 * 1024  # read and thrown away this much at a time
 FRAMING = (b"content-length", b"transfer-encoding")  # the headers that announce a body
 READ_TIMEOUT_S = 5.0  # for the request, then for writing the answer
+# Connections served at once; one more is closed at once, unanswered (an answer written to a
+# request left unread would reach its client as a reset anyway), so that a flood cannot
+# hold the file descriptors the worker's broker connections need.
+MAX_CONNECTIONS = 64
 TEXT = "text/plain; charset=utf-8"
 REASONS = {
     200: "OK",
@@ -41,6 +45,7 @@ class Endpoint:
     def __init__(self, routes: Mapping[str, Route]) -> None:
         self._routes = routes
         self._server: asyncio.Server | None = None
+        self.connections = 0  # being served now
 
     async def start(self, host: str, port: int) -> int:
         """Listen on `host`:`port` (0: a free port); returns the port."""
@@ -54,7 +59,10 @@ class Endpoint:
             await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
+            if self.connections > MAX_CONNECTIONS:
+                return  # closed below
             async with asyncio.timeout(READ_TIMEOUT_S):
                 method, (status, content_type, body) = await self._answer(reader)
             head = (
@@ -70,6 +78,7 @@ class Endpoint:
         except (TimeoutError, ConnectionError):
             pass  # a client too slow, or gone: no answer
         finally:
+            self.connections -= 1
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
