@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from pydantic_core import to_json
+from pydantic_core import PydanticSerializationError, to_json
 
 from schemas import SCHEMA_VERSION, Datatype, KafkaRecord, TensorError
 from schemas.codec import json_headers, queued_event
@@ -106,8 +106,10 @@ def direct_request(
     request["metadata"] = meta
     if tenant is not None:
         request["tenant"] = tenant
-    # NaN in a tuple of the metadata passes its check: written as the models write it, null
-    value = to_json(request, inf_nan_mode="null")
+    try:  # NaN in a tuple of the metadata passes its check: written as the models do, null
+        value = to_json(request, inf_nan_mode="null")
+    except PydanticSerializationError:
+        return None  # a value JSON cannot carry: the models' way says so
     return DirectRequest(job_id, model, model_version, submitted_at, meta, value)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy.typing as npt
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from producer.direct import direct_request
 from producer.settings import ProducerSettings
@@ -112,10 +113,13 @@ def submit_records(
 ) -> list[tuple[str, KafkaRecord]]:
     """The request for the workers and, with `queued_event`, a `queued` event so the job is
     visible at once."""
-    record = _within(encode_request(request), max_bytes)
-    records = [(topics.requests(request.model), record)]
-    if queued_event:
-        records.append((topics.results, encode_queued(request)))
+    try:
+        record = _within(encode_request(request), max_bytes)
+        records = [(topics.requests(request.model), record)]
+        if queued_event:
+            records.append((topics.results, encode_queued(request)))
+    except PydanticSerializationError as exc:  # a numpy scalar in the metadata, say
+        raise SubmitError(f"the request cannot be written as JSON: {exc}") from exc
     return records
 
 

@@ -274,3 +274,25 @@ def test_a_queued_event_writes_nan_as_the_model_writes_it() -> None:
         binary=True,
     )
     assert encode_queued(request).value == encode_event(JobEvent.queued(request)).value
+
+
+@pytest.mark.parametrize("inputs", [{"input": np.zeros((1, 4))}, {"input": [[0.0] * 4]}])
+def test_metadata_json_cannot_carry_is_a_submit_error(inputs: dict[str, Any]) -> None:
+    sdk = ProducerSettings(bootstrap_servers="127.0.0.1:9", topic_prefix="t")
+    with pytest.raises(SubmitError) as caught:
+        job_records(
+            sdk,
+            "iris",
+            inputs,
+            job_id="j-1",
+            model_version=None,
+            callback_url=None,
+            callback_events=None,
+            deadline=None,
+            metadata={"score": np.float32(0.5)},
+            parameters=None,
+        )
+    assert str(caught.value) == (
+        "the request cannot be written as JSON: "
+        "Unable to serialize unknown type: <class 'numpy.float32'>"
+    )
