@@ -217,45 +217,41 @@ def test_other_inputs_go_through_the_models(inputs: dict[str, Any], why: str) ->
     assert direct is None, why
 
 
-def test_the_sdk_writes_directly_what_it_can_and_through_the_models_the_rest() -> None:
-    sdk = ProducerSettings(bootstrap_servers="127.0.0.1:9", topic_prefix="t")
-    common: dict[str, Any] = {
+SDK = ProducerSettings(bootstrap_servers="127.0.0.1:9", topic_prefix="t")
+
+
+def sdk_records(model: str, inputs: Any, **changes: Any) -> tuple[str, list[Any]]:
+    """What the SDK sends for `submit(model, inputs, **changes)`, job id "j-1"."""
+    arguments: dict[str, Any] = {
         "job_id": "j-1",
         "model_version": None,
+        "callback_url": None,
+        "callback_events": None,
         "deadline": None,
         "metadata": None,
         "parameters": None,
     }
-    plain: dict[str, Any] = {"callback_url": None, "callback_events": None}
-    job_id, records = job_records(sdk, "iris", {"input": np.zeros((1, 4))}, **plain, **common)
+    return job_records(SDK, model, inputs, **{**arguments, **changes})
+
+
+def test_the_sdk_writes_directly_what_it_can_and_through_the_models_the_rest() -> None:
+    job_id, records = sdk_records("iris", {"input": np.zeros((1, 4))})
     assert job_id == "j-1"
     assert [topic for topic, _ in records] == ["t.requests.iris", "t.results"]
     # a callback, and inputs as a list, take the models' path; it writes the same fields
-    hook: dict[str, Any] = {"callback_url": "https://example.com/hook", "callback_events": None}
-    _, called = job_records(sdk, "iris", {"input": [[0.0] * 4]}, **hook, **common)
+    hook = "https://example.com/hook"
+    _, called = sdk_records("iris", {"input": [[0.0] * 4]}, callback_url=hook)
     request = decode_request(called[0][1].value)
-    assert str(request.callback.url if request.callback else None) == "https://example.com/hook"
+    assert str(request.callback.url if request.callback else None) == hook
     with pytest.raises(SubmitError, match="model"):
-        job_records(sdk, "no such name!", {"input": np.zeros((1, 4))}, **plain, **common)
+        sdk_records("no such name!", {"input": np.zeros((1, 4))})
 
 
 def test_metadata_given_as_pairs_reaches_the_models_whole() -> None:
     """An iterator of pairs is not a mapping: the direct path leaves it unread, also when
     the inputs (a list here) send the request through the models."""
-    sdk = ProducerSettings(bootstrap_servers="127.0.0.1:9", topic_prefix="t")
-    pairs: Any = zip(["a"], [1], strict=True)  # what dict() takes, as callers have passed it
-    _, records = job_records(
-        sdk,
-        "iris",
-        {"input": [[0.0] * 4]},
-        job_id="j-1",
-        model_version=None,
-        callback_url=None,
-        callback_events=None,
-        deadline=None,
-        metadata=pairs,
-        parameters=None,
-    )
+    pairs = zip(["a"], [1], strict=True)  # what dict() takes, as callers have passed it
+    _, records = sdk_records("iris", {"input": [[0.0] * 4]}, metadata=pairs)
     assert decode_request(records[0][1].value).metadata == {"a": 1}
 
 
@@ -278,20 +274,8 @@ def test_a_queued_event_writes_nan_as_the_model_writes_it() -> None:
 
 @pytest.mark.parametrize("inputs", [{"input": np.zeros((1, 4))}, {"input": [[0.0] * 4]}])
 def test_metadata_json_cannot_carry_is_a_submit_error(inputs: dict[str, Any]) -> None:
-    sdk = ProducerSettings(bootstrap_servers="127.0.0.1:9", topic_prefix="t")
     with pytest.raises(SubmitError) as caught:
-        job_records(
-            sdk,
-            "iris",
-            inputs,
-            job_id="j-1",
-            model_version=None,
-            callback_url=None,
-            callback_events=None,
-            deadline=None,
-            metadata={"score": np.float32(0.5)},
-            parameters=None,
-        )
+        sdk_records("iris", inputs, metadata={"score": np.float32(0.5)})
     assert str(caught.value) == (
         "the request cannot be written as JSON: "
         "Unable to serialize unknown type: <class 'numpy.float32'>"
